@@ -1,0 +1,127 @@
+"""streamkit: Cohere V2 chat streams as Observables of typed events.
+
+>>> from streamkit import Client, to_iterator                    # doctest: +SKIP
+>>> stream = Client().chat_stream(model="command-a-03-2025",     # doctest: +SKIP
+...                               messages=[{"role": "user", "content": "Hi"}])
+>>> for event in to_iterator(stream): ...                        # doctest: +SKIP
+
+Streams are cold: each subscription sends its own request. Share one request between
+several consumers with ``stream.pipe(reactivex.operators.share())``. The operators live in
+the ``operators`` package; the errors in :mod:`streamkit.errors`.
+"""
+
+from streamkit._accumulate import MessageAccumulator, accumulate
+from streamkit._adapters import (
+    AsyncStreamIterator,
+    StreamIterator,
+    from_events,
+    from_sdk_stream,
+    from_sse_bytes,
+    from_sse_file,
+    to_async_iterator,
+    to_iterator,
+)
+from streamkit._client import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, AsyncClient, Client
+from streamkit._decode import DEFAULT_MAX_EVENT_SIZE, ChatEventDecoder
+from streamkit._events import (
+    CHAT_EVENT_ADAPTER,
+    EVENT_TYPES,
+    BilledUnits,
+    ChatEvent,
+    Citation,
+    CitationEndEvent,
+    CitationStartEvent,
+    ContentDeltaEvent,
+    ContentEndEvent,
+    ContentStartEvent,
+    DebugEvent,
+    ErrorEvent,
+    LogprobItem,
+    MessageEndEvent,
+    MessageStartEvent,
+    Source,
+    ToolCall,
+    ToolCallDeltaEvent,
+    ToolCallEndEvent,
+    ToolCallFunction,
+    ToolCallStartEvent,
+    ToolPlanDeltaEvent,
+    UnknownEvent,
+    Usage,
+    UsageTokens,
+    event_to_dict,
+)
+from streamkit._message import (
+    AssistantMessage,
+    ChatResponse,
+    ContentItem,
+    OtherContent,
+    TextContent,
+    ThinkingContent,
+)
+from streamkit._offline import OfflineServer
+from streamkit._request import NOT_GIVEN, NotGiven, RequestOptions
+from streamkit._sse import ServerSentEvent, SSEDecoder
+from streamkit._stream import AsyncChatStream, ChatStream, NoEventLoopError
+from streamkit._version import __version__
+
+__all__ = [
+    "CHAT_EVENT_ADAPTER",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_EVENT_SIZE",
+    "DEFAULT_TIMEOUT",
+    "EVENT_TYPES",
+    "NOT_GIVEN",
+    "AssistantMessage",
+    "AsyncChatStream",
+    "AsyncClient",
+    "AsyncStreamIterator",
+    "BilledUnits",
+    "ChatEvent",
+    "ChatEventDecoder",
+    "ChatResponse",
+    "ChatStream",
+    "Citation",
+    "CitationEndEvent",
+    "CitationStartEvent",
+    "Client",
+    "ContentDeltaEvent",
+    "ContentEndEvent",
+    "ContentItem",
+    "ContentStartEvent",
+    "DebugEvent",
+    "ErrorEvent",
+    "LogprobItem",
+    "MessageAccumulator",
+    "MessageEndEvent",
+    "MessageStartEvent",
+    "NoEventLoopError",
+    "NotGiven",
+    "OfflineServer",
+    "OtherContent",
+    "RequestOptions",
+    "SSEDecoder",
+    "ServerSentEvent",
+    "Source",
+    "StreamIterator",
+    "TextContent",
+    "ThinkingContent",
+    "ToolCall",
+    "ToolCallDeltaEvent",
+    "ToolCallEndEvent",
+    "ToolCallFunction",
+    "ToolCallStartEvent",
+    "ToolPlanDeltaEvent",
+    "UnknownEvent",
+    "Usage",
+    "UsageTokens",
+    "__version__",
+    "accumulate",
+    "event_to_dict",
+    "from_events",
+    "from_sdk_stream",
+    "from_sse_bytes",
+    "from_sse_file",
+    "to_async_iterator",
+    "to_iterator",
+]

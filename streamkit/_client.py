@@ -1,0 +1,507 @@
+"""The clients: the only module that talks HTTP.
+
+``Client.chat_stream(...)`` and ``AsyncClient.chat_stream(...)`` build the same request the
+official SDK builds for the same arguments, and return a cold Observable of typed events.
+Status, content type and transport failures become the typed errors of
+:mod:`streamkit.errors`; the API key only ever travels in the ``Authorization`` header and
+never appears in a repr, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from streamkit._version import __version__
+from streamkit._decode import DEFAULT_MAX_EVENT_SIZE, ChatEventDecoder
+from streamkit._events import ChatEvent
+from streamkit._message import ChatResponse
+from streamkit._request import NOT_GIVEN, NotGiven, RequestOptions, build_chat_body
+from streamkit._stream import AsyncChatStream, Cancellation, ChatStream
+from streamkit.errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    MissingAPIKeyError,
+    NotEventStreamError,
+    StreamInterruptedError,
+    StreamkitError,
+    StreamTimeoutError,
+    status_error_from_body,
+)
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "AsyncClient", "Client"]
+
+logger = logging.getLogger("streamkit")
+
+DEFAULT_BASE_URL = "https://api.cohere.com"
+"""Cohere's API; override with ``base_url=`` or the ``CO_API_URL`` variable."""
+
+DEFAULT_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
+"""Ten seconds to connect, then five minutes for any single read or write."""
+
+_CHAT_PATH = "/v2/chat"
+_ERROR_BODY_LIMIT = 64 * 1024
+_DRAIN_LIMIT = 64 * 1024
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-trace-id", "x-debug-trace-id")
+
+Value = Any
+"""Plain JSON values or typed models (pydantic, including the official SDK's types)."""
+
+
+class _ClientConfig:
+    """What both clients share: the key, the base URL and the request builder."""
+
+    def __init__(
+        self,
+        api_key: str | None,
+        base_url: str | None,
+        max_event_size: int,
+        client_name: str | None,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("CO_API_KEY")
+        if not key:
+            raise MissingAPIKeyError(
+                "no API key: pass api_key=... or set the CO_API_KEY environment variable"
+            )
+        self._api_key = key
+        url = base_url or os.environ.get("CO_API_URL") or DEFAULT_BASE_URL
+        self.base_url = url.rstrip("/")
+        self.max_event_size = max_event_size
+        self.client_name = client_name
+
+    def headers(self, *, stream: bool, extra: Mapping[str, Any] | None) -> dict[str, str]:
+        headers = {
+            "Authorization": f"Bearer {self._api_key}",
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
+            "User-Agent": f"cohere-streamkit/{__version__}",
+        }
+        if self.client_name:
+            headers["X-Client-Name"] = self.client_name
+        for name, value in (extra or {}).items():
+            if value is not None:
+                headers[name] = str(value)
+        return headers
+
+    def request(
+        self,
+        http: httpx.Client | httpx.AsyncClient,
+        arguments: Mapping[str, Any],
+        *,
+        stream: bool,
+        options: RequestOptions | None,
+    ) -> httpx.Request:
+        options = options or {}
+        body = build_chat_body(arguments, stream=stream, request_options=options)
+        extensions: dict[str, Any] = {}
+        if "timeout_in_seconds" in options:
+            extensions["timeout"] = httpx.Timeout(options["timeout_in_seconds"]).as_dict()
+        return http.build_request(
+            "POST",
+            self.base_url + _CHAT_PATH,
+            content=json.dumps(body, ensure_ascii=False).encode(),
+            headers=self.headers(stream=stream, extra=options.get("additional_headers")),
+            params=options.get("additional_query_parameters"),
+            extensions=extensions,
+        )
+
+    def describe(self, arguments: Mapping[str, Any]) -> str:
+        return f"model={arguments.get('model')!r} base_url={self.base_url!r}"
+
+
+def _check_stream_response(response: httpx.Response, body: bytes | None) -> None:
+    """Raise the typed error for a non-2xx or non-SSE answer (``body`` already read)."""
+    if not response.is_success:
+        raise _status_error(response, body or b"")
+    content_type = response.headers.get("content-type", "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "text/event-stream":
+        raise NotEventStreamError(
+            f"expected a text/event-stream answer, got {content_type or 'no content type'!r}",
+            content_type=content_type,
+            body=(body or b"").decode("utf-8", "replace"),
+        )
+
+
+def _needs_body(response: httpx.Response) -> bool:
+    media_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return not response.is_success or media_type != "text/event-stream"
+
+
+def _status_error(response: httpx.Response, raw: bytes) -> APIStatusError:
+    text = raw[:_ERROR_BODY_LIMIT].decode("utf-8", "replace")
+    body: object
+    try:
+        body = json.loads(text) if text.strip() else None
+    except ValueError:
+        body = text
+    request_id = next(
+        (response.headers[h] for h in _REQUEST_ID_HEADERS if h in response.headers), None
+    )
+    return status_error_from_body(
+        response.status_code, body, headers=dict(response.headers), request_id=request_id
+    )
+
+
+def _connection_error(error: httpx.TransportError, request: httpx.Request) -> APIConnectionError:
+    what = type(error).__name__
+    if isinstance(error, httpx.TimeoutException):
+        return APITimeoutError(f"the request timed out before an answer ({what})", request=request)
+    return APIConnectionError(f"could not reach the server ({what}: {error})", request=request)
+
+
+def _interrupted(
+    error: httpx.TransportError, decoder: ChatEventDecoder, request: httpx.Request
+) -> StreamInterruptedError:
+    what = type(error).__name__
+    partial = decoder.accumulator.snapshot()
+    count = decoder.events
+    if isinstance(error, httpx.TimeoutException):
+        return StreamTimeoutError(
+            f"the stream timed out after {count} events ({what})",
+            partial_message=partial,
+            request=request,
+        )
+    return StreamInterruptedError(
+        f"the connection broke after {count} events ({what}: {error})",
+        partial_message=partial,
+        request=request,
+    )
+
+
+# ----------------------------------------------------------------------------- sync
+
+
+class Client:
+    """A Cohere V2 chat client whose streams are Observables of typed events.
+
+    Args:
+        api_key: Your Cohere API key; defaults to the ``CO_API_KEY`` environment variable.
+        base_url: The API's root; defaults to ``CO_API_URL`` or ``https://api.cohere.com``.
+        timeout: httpx timeout for connecting and for each read (seconds or ``httpx.Timeout``).
+        http_client: Your own ``httpx.Client`` (its pool, proxies, transport). You keep
+            ownership: ``close()`` leaves it open.
+        max_event_size: The largest single event accepted, in characters (default 16 MiB).
+        client_name: Sent as ``X-Client-Name``, as the official SDK does.
+
+    Raises:
+        MissingAPIKeyError: If no key is given and ``CO_API_KEY`` is not set.
+
+    Example:
+        >>> from streamkit import Client, OfflineServer, to_iterator
+        >>> with OfflineServer() as server, Client("key", base_url=server.base_url) as client:
+        ...     stream = client.chat_stream(model="command-a-03-2025",
+        ...                                 messages=[{"role": "user", "content": "Hi"}])
+        ...     types = [event.type for event in to_iterator(stream)]
+        >>> types[0], types[-1]
+        ('message-start', 'message-end')
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        http_client: httpx.Client | None = None,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        client_name: str | None = None,
+    ) -> None:
+        self._config = _ClientConfig(api_key, base_url, max_event_size, client_name)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(timeout=timeout)
+        if http_client is not None and timeout is not DEFAULT_TIMEOUT:
+            self._http.timeout = httpx.Timeout(timeout)
+
+    @property
+    def base_url(self) -> str:
+        """The API root requests go to."""
+        return self._config.base_url
+
+    def __repr__(self) -> str:
+        return f"Client(base_url={self.base_url!r})"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool (unless the ``httpx.Client`` was yours)."""
+        if self._owns_http:
+            self._http.close()
+
+    def chat_stream(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Value],
+        tools: Sequence[Value] | None | NotGiven = NOT_GIVEN,
+        strict_tools: bool | None | NotGiven = NOT_GIVEN,
+        documents: Sequence[Value] | None | NotGiven = NOT_GIVEN,
+        citation_options: Value | None | NotGiven = NOT_GIVEN,
+        response_format: Value | None | NotGiven = NOT_GIVEN,
+        safety_mode: str | None | NotGiven = NOT_GIVEN,
+        max_tokens: int | None | NotGiven = NOT_GIVEN,
+        stop_sequences: Sequence[str] | None | NotGiven = NOT_GIVEN,
+        temperature: float | None | NotGiven = NOT_GIVEN,
+        seed: int | None | NotGiven = NOT_GIVEN,
+        frequency_penalty: float | None | NotGiven = NOT_GIVEN,
+        presence_penalty: float | None | NotGiven = NOT_GIVEN,
+        k: int | None | NotGiven = NOT_GIVEN,
+        p: float | None | NotGiven = NOT_GIVEN,
+        logprobs: bool | None | NotGiven = NOT_GIVEN,
+        tool_choice: str | None | NotGiven = NOT_GIVEN,
+        thinking: Value | None | NotGiven = NOT_GIVEN,
+        priority: int | None | NotGiven = NOT_GIVEN,
+        request_options: RequestOptions | None = None,
+    ) -> ChatStream:
+        """Stream a chat reply as a cold Observable of typed events.
+
+        Takes the official SDK's ``chat_stream`` arguments (plain dicts or typed models)
+        and sends the same request body. Nothing is sent until something subscribes; each
+        subscription sends its own request, on a daemon thread, so ``subscribe`` returns
+        at once. Disposing the subscription closes the response.
+
+        Returns:
+            An ``Observable[ChatEvent]``. It completes after ``message-end`` and fails with
+            a :mod:`streamkit.errors` error, which carries the partial message for errors
+            raised after the stream started.
+        """
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "request_options")}
+        config, http = self._config, self._http
+
+        def events(cancellation: Cancellation) -> Iterator[ChatEvent]:
+            request = config.request(http, arguments, stream=True, options=request_options)
+            yield from _stream_events(http, request, config.max_event_size, cancellation)
+
+        return ChatStream(events, threaded=True, description=config.describe(arguments))
+
+    def chat(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Value],
+        request_options: RequestOptions | None = None,
+        **arguments: Any,
+    ) -> ChatResponse:
+        """Get a whole chat reply without streaming (the non-streaming ``/v2/chat``).
+
+        Takes the same arguments as :meth:`chat_stream`.
+
+        Raises:
+            APIStatusError: For a non-2xx answer (a subclass per status).
+            APIConnectionError: If the server could not be reached.
+        """
+        arguments.update(model=model, messages=messages)
+        request = self._config.request(
+            self._http, arguments, stream=False, options=request_options
+        )
+        try:
+            response = self._http.send(request)
+        except httpx.TransportError as error:
+            raise _connection_error(error, request) from error
+        if not response.is_success:
+            raise _status_error(response, response.content)
+        return ChatResponse.model_validate_json(response.content)
+
+
+def _stream_events(
+    http: httpx.Client,
+    request: httpx.Request,
+    max_event_size: int,
+    cancellation: Cancellation,
+) -> Iterator[ChatEvent]:
+    try:
+        response = http.send(request, stream=True)
+    except httpx.TransportError as error:
+        raise _connection_error(error, request) from error
+    decoder = ChatEventDecoder(max_event_size=max_event_size)
+    cancellation.attach(response)
+    try:
+        if _needs_body(response):
+            _check_stream_response(response, response.read())
+        chunks = response.iter_bytes()
+        try:
+            for chunk in chunks:
+                yield from decoder.feed(chunk)
+                if decoder.done:
+                    _drain(chunks)
+                    return
+        except StreamkitError:
+            raise
+        except httpx.TransportError as error:
+            if cancellation.cancelled:
+                return
+            raise _interrupted(error, decoder, request) from error
+        decoder.finish()
+    finally:
+        cancellation.detach()
+        response.close()
+
+
+def _drain(chunks: Iterator[bytes]) -> None:
+    """Read what follows ``[DONE]`` (normally just the end of the body) to reuse the connection."""
+    seen = 0
+    try:
+        for chunk in chunks:
+            seen += len(chunk)
+            if seen > _DRAIN_LIMIT:
+                return
+    except httpx.TransportError:
+        return
+
+
+# ----------------------------------------------------------------------------- async
+
+
+class AsyncClient:
+    """The asyncio twin of :class:`Client`: its streams run on the caller's loop.
+
+    Takes the same arguments as :class:`Client`, with an ``httpx.AsyncClient`` as
+    ``http_client``.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        http_client: httpx.AsyncClient | None = None,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        client_name: str | None = None,
+    ) -> None:
+        self._config = _ClientConfig(api_key, base_url, max_event_size, client_name)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+        if http_client is not None and timeout is not DEFAULT_TIMEOUT:
+            self._http.timeout = httpx.Timeout(timeout)
+
+    @property
+    def base_url(self) -> str:
+        """The API root requests go to."""
+        return self._config.base_url
+
+    def __repr__(self) -> str:
+        return f"AsyncClient(base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (unless the ``httpx.AsyncClient`` was yours)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    def chat_stream(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Value],
+        tools: Sequence[Value] | None | NotGiven = NOT_GIVEN,
+        strict_tools: bool | None | NotGiven = NOT_GIVEN,
+        documents: Sequence[Value] | None | NotGiven = NOT_GIVEN,
+        citation_options: Value | None | NotGiven = NOT_GIVEN,
+        response_format: Value | None | NotGiven = NOT_GIVEN,
+        safety_mode: str | None | NotGiven = NOT_GIVEN,
+        max_tokens: int | None | NotGiven = NOT_GIVEN,
+        stop_sequences: Sequence[str] | None | NotGiven = NOT_GIVEN,
+        temperature: float | None | NotGiven = NOT_GIVEN,
+        seed: int | None | NotGiven = NOT_GIVEN,
+        frequency_penalty: float | None | NotGiven = NOT_GIVEN,
+        presence_penalty: float | None | NotGiven = NOT_GIVEN,
+        k: int | None | NotGiven = NOT_GIVEN,
+        p: float | None | NotGiven = NOT_GIVEN,
+        logprobs: bool | None | NotGiven = NOT_GIVEN,
+        tool_choice: str | None | NotGiven = NOT_GIVEN,
+        thinking: Value | None | NotGiven = NOT_GIVEN,
+        priority: int | None | NotGiven = NOT_GIVEN,
+        request_options: RequestOptions | None = None,
+    ) -> AsyncChatStream:
+        """Stream a chat reply as a cold Observable that runs on the caller's asyncio loop.
+
+        Same arguments and request body as :meth:`Client.chat_stream`. Each subscription
+        starts one task on the running loop; disposing it cancels the task and closes the
+        response. Use :func:`streamkit.to_async_iterator` for ``async for``.
+        """
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "request_options")}
+        config, http = self._config, self._http
+
+        async def events() -> AsyncIterator[ChatEvent]:
+            request = config.request(http, arguments, stream=True, options=request_options)
+            async for event in _astream_events(http, request, config.max_event_size):
+                yield event
+
+        return AsyncChatStream(events, description=config.describe(arguments))
+
+    async def chat(
+        self,
+        *,
+        model: str,
+        messages: Sequence[Value],
+        request_options: RequestOptions | None = None,
+        **arguments: Any,
+    ) -> ChatResponse:
+        """Get a whole chat reply without streaming; see :meth:`Client.chat`."""
+        arguments.update(model=model, messages=messages)
+        request = self._config.request(
+            self._http, arguments, stream=False, options=request_options
+        )
+        try:
+            response = await self._http.send(request)
+        except httpx.TransportError as error:
+            raise _connection_error(error, request) from error
+        if not response.is_success:
+            raise _status_error(response, response.content)
+        return ChatResponse.model_validate_json(response.content)
+
+
+async def _astream_events(
+    http: httpx.AsyncClient, request: httpx.Request, max_event_size: int
+) -> AsyncIterator[ChatEvent]:
+    try:
+        response = await http.send(request, stream=True)
+    except httpx.TransportError as error:
+        raise _connection_error(error, request) from error
+    decoder = ChatEventDecoder(max_event_size=max_event_size)
+    try:
+        if _needs_body(response):
+            _check_stream_response(response, await response.aread())
+        chunks = response.aiter_bytes()
+        try:
+            async for chunk in chunks:
+                for event in decoder.feed(chunk):
+                    yield event
+                if decoder.done:
+                    await _adrain(chunks)
+                    return
+        except StreamkitError:
+            raise
+        except httpx.TransportError as error:
+            raise _interrupted(error, decoder, request) from error
+        decoder.finish()
+    finally:
+        await response.aclose()
+
+
+async def _adrain(chunks: AsyncIterator[bytes]) -> None:
+    seen = 0
+    try:
+        async for chunk in chunks:
+            seen += len(chunk)
+            if seen > _DRAIN_LIMIT:
+                return
+    except httpx.TransportError:
+        return
+

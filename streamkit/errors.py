@@ -1,0 +1,453 @@
+"""The exceptions streamkit raises, one tree with one root.
+
+::
+
+    StreamkitError                       every error below; catch this to catch them all
+    ├── MissingAPIKeyError               no api_key argument and no CO_API_KEY variable
+    ├── APIStatusError                   the server answered with a non-2xx status before any event
+    │   ├── BadRequestError              400
+    │   ├── UnauthorizedError            401
+    │   ├── ForbiddenError               403
+    │   ├── NotFoundError                404
+    │   ├── UnprocessableEntityError     422
+    │   ├── RateLimitError               429
+    │   ├── InvalidTokenError            498
+    │   ├── ClientClosedRequestError     499
+    │   └── ServerError                  5xx
+    │       ├── InternalServerError      500
+    │       ├── NotImplementedServerError 501
+    │       ├── ServiceUnavailableError  503
+    │       └── GatewayTimeoutError      504
+    ├── APIConnectionError               the request never got an answer (also an httpx.TransportError)
+    │   └── APITimeoutError              ... because a timeout fired first (also an httpx.TimeoutException)
+    ├── StreamError                      the stream started but went wrong; carries .partial_message
+    │   ├── ProtocolError                the bytes are not a Cohere SSE stream
+    │   │   ├── NotEventStreamError      a 2xx answer that is not text/event-stream
+    │   │   ├── EventTooLargeError       one event is bigger than max_event_size
+    │   │   ├── LineTooLargeError        one line is longer than max_line_size
+    │   │   └── MalformedEventError      an event whose JSON is invalid or has the wrong shape
+    │   ├── UnexpectedEventError         an event that contradicts the ones before it
+    │   ├── StreamTruncatedError         the stream ended cleanly but before message-end
+    │   ├── StreamInterruptedError       the connection broke mid-stream (also an httpx.TransportError)
+    │   │   └── StreamTimeoutError       no data came in time mid-stream (also an httpx.TimeoutException)
+    │   └── ServerStreamError            the server reported an error inside a 200 stream
+    └── ToolArgumentsError               a tool call's joined arguments are not valid JSON
+
+Transport failures stay catchable as httpx errors: ``APIConnectionError`` and
+``StreamInterruptedError`` are also ``httpx.TransportError``, and the two timeout classes
+are also ``httpx.TimeoutException``; the original httpx exception is their ``__cause__``.
+
+No error message, ``repr`` or attribute ever holds the API key: bodies echoed by a server
+are scrubbed of ``Bearer`` tokens before they are stored.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:
+    from streamkit._events import ChatEvent
+    from streamkit._message import ChatResponse
+    from streamkit._sse import ServerSentEvent
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "BadRequestError",
+    "ClientClosedRequestError",
+    "EventTooLargeError",
+    "ForbiddenError",
+    "GatewayTimeoutError",
+    "InternalServerError",
+    "InvalidTokenError",
+    "LineTooLargeError",
+    "MalformedEventError",
+    "MissingAPIKeyError",
+    "NotEventStreamError",
+    "NotFoundError",
+    "NotImplementedServerError",
+    "ProtocolError",
+    "RateLimitError",
+    "ServerError",
+    "ServerStreamError",
+    "ServiceUnavailableError",
+    "StreamError",
+    "StreamInterruptedError",
+    "StreamTimeoutError",
+    "StreamTruncatedError",
+    "StreamkitError",
+    "ToolArgumentsError",
+    "UnauthorizedError",
+    "UnexpectedEventError",
+    "UnprocessableEntityError",
+    "status_error_class",
+]
+
+
+class StreamkitError(Exception):
+    """The root of every error streamkit raises."""
+
+
+class MissingAPIKeyError(StreamkitError):
+    """No API key was given: pass ``api_key=`` or set the ``CO_API_KEY`` environment variable."""
+
+
+# --------------------------------------------------------------------------- HTTP status
+
+_BODY_LIMIT = 2000
+
+
+def _scrub(text: str) -> str:
+    """Mask anything that looks like a bearer token or a Cohere key in server-echoed text."""
+    return _SECRET.sub("***", text)
+
+
+_SECRET = re.compile(r"(?i)(?<=bearer )[^\s\"',}]+|\bco-[A-Za-z0-9_-]{8,}")
+
+
+class APIStatusError(StreamkitError):
+    """The server answered with a non-2xx status before streaming any event.
+
+    Attributes:
+        status_code: The HTTP status.
+        body: The parsed JSON body, or the raw text when it is not JSON (None when empty).
+        headers: The response headers (no request headers: those hold the key).
+        request_id: The server's request id header, when it sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: object = None,
+        headers: Mapping[str, str] | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(_scrub(message))
+        self.status_code = status_code
+        self.body = body
+        self.headers: dict[str, str] = dict(headers or {})
+        self.request_id = request_id
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status_code={self.status_code}, message={str(self)!r})"
+
+
+class BadRequestError(APIStatusError):
+    """400: the request body is invalid; fix the arguments before retrying."""
+
+
+class UnauthorizedError(APIStatusError):
+    """401: the API key is missing, wrong or revoked."""
+
+
+class ForbiddenError(APIStatusError):
+    """403: the API key may not use this model or feature."""
+
+
+class NotFoundError(APIStatusError):
+    """404: the model or the endpoint does not exist (check ``model`` and ``base_url``)."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request is well-formed JSON but its contents were rejected."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; wait (see the ``Retry-After`` header) and try again."""
+
+
+class InvalidTokenError(APIStatusError):
+    """498: the API key is not valid (Cohere's status for a malformed token)."""
+
+
+class ClientClosedRequestError(APIStatusError):
+    """499: the request was cancelled before the server finished it."""
+
+
+class ServerError(APIStatusError):
+    """5xx: the server failed; the request may succeed if tried again later."""
+
+
+class InternalServerError(ServerError):
+    """500: the server hit an internal error."""
+
+
+class NotImplementedServerError(ServerError):
+    """501: the server does not support this request."""
+
+
+class ServiceUnavailableError(ServerError):
+    """503: the service is overloaded or down for maintenance."""
+
+
+class GatewayTimeoutError(ServerError):
+    """504: a gateway in front of the model timed out."""
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: UnauthorizedError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+    498: InvalidTokenError,
+    499: ClientClosedRequestError,
+    500: InternalServerError,
+    501: NotImplementedServerError,
+    503: ServiceUnavailableError,
+    504: GatewayTimeoutError,
+}
+
+
+def status_error_class(status_code: int) -> type[APIStatusError]:
+    """Return the error class for an HTTP status: a named class, ServerError, or APIStatusError."""
+    if status_code in _STATUS_CLASSES:
+        return _STATUS_CLASSES[status_code]
+    if 500 <= status_code < 600:
+        return ServerError
+    return APIStatusError
+
+
+# --------------------------------------------------------------------------- transport
+
+
+class APIConnectionError(StreamkitError, httpx.TransportError):
+    """The request got no answer: the connection was refused, reset or never established.
+
+    It is also an ``httpx.TransportError``; the httpx exception is its ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, request: httpx.Request | None = None) -> None:
+        httpx.TransportError.__init__(self, message, request=request)
+
+
+class APITimeoutError(APIConnectionError, httpx.TimeoutException):
+    """A timeout fired before the server's first byte arrived."""
+
+
+# --------------------------------------------------------------------------- stream
+
+
+class StreamError(StreamkitError):
+    """The stream started, then went wrong.
+
+    Attributes:
+        partial_message: Everything accumulated before the failure, as a ``ChatResponse``
+            (``usage`` is None when ``message-end`` never came). None only when the error
+            was raised outside a stream, e.g. by decoding a lone event.
+    """
+
+    def __init__(self, message: str, *, partial_message: ChatResponse | None = None) -> None:
+        super().__init__(message)
+        self.partial_message = partial_message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r})"
+
+
+class ProtocolError(StreamError):
+    """The bytes received are not a valid Cohere V2 server-sent event stream."""
+
+
+class NotEventStreamError(ProtocolError):
+    """A 2xx answer whose Content-Type is not ``text/event-stream``.
+
+    Attributes:
+        content_type: The Content-Type header received ("" when absent).
+        body: The start of the body, for diagnosis.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        content_type: str,
+        body: str,
+        partial_message: ChatResponse | None = None,
+    ) -> None:
+        super().__init__(message, partial_message=partial_message)
+        self.content_type = content_type
+        self.body = _scrub(body[:_BODY_LIMIT])
+
+
+class EventTooLargeError(ProtocolError):
+    """One event grew past the decoder's ``max_event_size`` (characters of data).
+
+    Attributes:
+        size: How large the event had grown when the limit was crossed.
+        limit: The configured limit.
+    """
+
+    def __init__(
+        self, message: str, *, size: int, limit: int, partial_message: ChatResponse | None = None
+    ) -> None:
+        super().__init__(message, partial_message=partial_message)
+        self.size = size
+        self.limit = limit
+
+
+class LineTooLargeError(ProtocolError):
+    """One line grew past the decoder's ``max_line_size`` (characters).
+
+    Attributes:
+        size: How long the line had grown when the limit was crossed.
+        limit: The configured limit.
+    """
+
+    def __init__(
+        self, message: str, *, size: int, limit: int, partial_message: ChatResponse | None = None
+    ) -> None:
+        super().__init__(message, partial_message=partial_message)
+        self.size = size
+        self.limit = limit
+
+
+class MalformedEventError(ProtocolError):
+    """An event whose data is not valid JSON, or is JSON of the wrong shape.
+
+    The event is never dropped or replaced by a made-up one: it rides here, raw.
+
+    Attributes:
+        event: The raw server-sent event (its ``event`` field and ``data`` text).
+        details: What was wrong: the JSON error or pydantic's validation errors.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        event: ServerSentEvent,
+        details: object = None,
+        partial_message: ChatResponse | None = None,
+    ) -> None:
+        super().__init__(message, partial_message=partial_message)
+        self.event = event
+        self.details = details
+
+
+class UnexpectedEventError(StreamError):
+    """An event that contradicts the stream so far (a delta for a block that never started, ...).
+
+    Attributes:
+        event: The offending event.
+    """
+
+    def __init__(
+        self, message: str, *, event: ChatEvent, partial_message: ChatResponse | None = None
+    ) -> None:
+        super().__init__(message, partial_message=partial_message)
+        self.event = event
+
+
+class StreamTruncatedError(StreamError):
+    """The stream ended cleanly, but before ``message-end``: the reply is incomplete."""
+
+
+class StreamInterruptedError(StreamError, httpx.TransportError):
+    """The connection broke mid-stream; the httpx error is the ``__cause__``.
+
+    It is also an ``httpx.TransportError``. streamkit never retries once an event was
+    delivered: a retry would repeat text the caller has already seen.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        partial_message: ChatResponse | None = None,
+        request: httpx.Request | None = None,
+    ) -> None:
+        httpx.TransportError.__init__(self, message, request=request)
+        self.partial_message = partial_message
+
+
+class StreamTimeoutError(StreamInterruptedError, httpx.TimeoutException):
+    """No data arrived within the configured time once the stream had started."""
+
+
+class ServerStreamError(StreamError):
+    """The server reported an error inside a 200 stream.
+
+    Cohere does this with a ``message-end`` whose ``finish_reason`` is ``"ERROR"``; some
+    gateways send an ``error`` event instead.
+
+    Attributes:
+        error: The server's human-readable reason ("" when it gave none).
+        error_type: The server's error code (e.g. ``"INVALID_TOOL_GENERATION"``), if any.
+        event: The event that carried the error.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: str,
+        error_type: str | None,
+        event: ChatEvent,
+        partial_message: ChatResponse | None = None,
+    ) -> None:
+        super().__init__(message, partial_message=partial_message)
+        self.error = error
+        self.error_type = error_type
+        self.event = event
+
+
+class ToolArgumentsError(StreamkitError, ValueError):
+    """A tool call's joined argument fragments are not valid JSON.
+
+    Attributes:
+        tool_call_id: The call's id.
+        name: The tool's name.
+        arguments: The raw joined text, exactly as received.
+    """
+
+    def __init__(self, message: str, *, tool_call_id: str, name: str, arguments: str) -> None:
+        super().__init__(message)
+        self.tool_call_id = tool_call_id
+        self.name = name
+        self.arguments = arguments
+
+
+def status_error_from_body(
+    status_code: int,
+    body: object,
+    *,
+    headers: Mapping[str, str],
+    request_id: str | None,
+) -> APIStatusError:
+    """Build the typed error for a non-2xx answer, with the server's message when it gave one."""
+    detail = ""
+    if isinstance(body, dict):
+        raw: Any = body.get("message") or body.get("error") or body.get("detail")
+        detail = raw if isinstance(raw, str) else ""
+    elif isinstance(body, str):
+        detail = body.strip().splitlines()[0][:200] if body.strip() else ""
+    cls = status_error_class(status_code)
+    message = f"HTTP {status_code}" + (f": {detail}" if detail else "")
+    if request_id:
+        message += f" (request id {request_id})"
+    return cls(
+        message,
+        status_code=status_code,
+        body=_scrub_body(body),
+        headers=headers,
+        request_id=request_id,
+    )
+
+
+def _scrub_body(body: object) -> object:
+    if isinstance(body, str):
+        return _scrub(body[:_BODY_LIMIT])
+    if isinstance(body, dict):
+        return {k: _scrub_body(v) for k, v in body.items()}
+    if isinstance(body, list):
+        return [_scrub_body(v) for v in body]
+    return body
