@@ -1,0 +1,21 @@
+"""Operators for Cohere V2 chat streams: pure functions for ``Observable.pipe``.
+
+Each operator returns a function from one Observable to another, holds its state per
+subscription, does no I/O, and keeps the Rx contract: a raising callback becomes
+``on_error``; buffered items are emitted before ``on_completed``; on an upstream error
+what was buffered rides on the error (read it with :func:`pending`); disposing the
+subscription disposes upstream.
+
+Marble legend (used in every operator's docstring)::
+
+    -    one tick of time              |    on_completed
+    a    one item (letters name items) #    on_error
+    ^    subscription                  (ab) several items in one tick
+"""
+
+from operators._pending import attach_pending, pending
+
+__all__ = [
+    "attach_pending",
+    "pending",
+]
