@@ -171,7 +171,9 @@ class MessageAccumulator:
                 block = self._blocks.get(event.index)
                 if block is None:
                     if self.strict:
-                        self._reject(event, f"content-end for block {event.index} that never started")
+                        self._reject(
+                            event, f"content-end for block {event.index} that never started"
+                        )
                     return
                 block.ended = True
             case ToolPlanDeltaEvent():
@@ -196,7 +198,9 @@ class MessageAccumulator:
                 call = self._calls.get(event.index)
                 if call is None:
                     if self.strict:
-                        self._reject(event, f"tool-call-end for call {event.index} that never started")
+                        self._reject(
+                            event, f"tool-call-end for call {event.index} that never started"
+                        )
                     return
                 call.ended = True
             case CitationStartEvent():
@@ -207,7 +211,9 @@ class MessageAccumulator:
             case CitationEndEvent():
                 if event.index not in self._open_citations:
                     if self.strict:
-                        self._reject(event, f"citation-end for citation {event.index} that never started")
+                        self._reject(
+                            event, f"citation-end for citation {event.index} that never started"
+                        )
                     return
                 self._open_citations.discard(event.index)
             case MessageEndEvent():
@@ -225,7 +231,9 @@ class MessageAccumulator:
 
     def _content_delta(self, event: ContentDeltaEvent) -> None:
         content = event.delta.message.content
-        kind, piece = ("text", content.text) if content.text is not None else ("thinking", content.thinking)
+        kind, piece = (
+            ("text", content.text) if content.text is not None else ("thinking", content.thinking)
+        )
         block = self._blocks.get(event.index)
         if block is None or block.ended or block.kind != kind:
             if self.strict:
@@ -312,8 +320,8 @@ def accumulate(snapshot: ChatResponse | None, event: ChatEvent) -> ChatResponse:
         >>> events = [
         ...     A.validate_python({"type": "message-start", "id": "m1",
         ...                        "delta": {"message": {"role": "assistant"}}}),
-        ...     A.validate_python({"type": "content-start", "index": 0,
-        ...                        "delta": {"message": {"content": {"type": "text", "text": ""}}}}),
+        ...     A.validate_python({"type": "content-start", "index": 0, "delta": {
+        ...         "message": {"content": {"type": "text", "text": ""}}}}),
         ...     A.validate_python({"type": "content-delta", "index": 0,
         ...                        "delta": {"message": {"content": {"text": "Hi"}}}}),
         ... ]

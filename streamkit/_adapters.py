@@ -111,7 +111,7 @@ class StreamIterator(Iterator[_T], Generic[_T]):
 
 
 def to_iterator(source: Observable[_T], *, buffer: int = DEFAULT_BUFFER) -> StreamIterator[_T]:
-    """Iterate an Observable with a plain ``for`` loop.
+    r"""Iterate an Observable with a plain ``for`` loop.
 
     Breaking out of the loop (or an exception in its body) cancels the request. A
     ``with`` block makes that explicit::
@@ -125,9 +125,9 @@ def to_iterator(source: Observable[_T], *, buffer: int = DEFAULT_BUFFER) -> Stre
 
     Example:
         >>> from streamkit import from_sse_bytes, to_iterator
-        >>> body = (b'event: message-start\\ndata: {"type":"message-start","id":"m1"}\\n\\n'
-        ...         b'event: message-end\\ndata: {"type":"message-end",'
-        ...         b'"delta":{"finish_reason":"COMPLETE"}}\\n\\ndata: [DONE]\\n\\n')
+        >>> body = (b'event: message-start\ndata: {"type":"message-start","id":"m1"}\n\n'
+        ...         b'event: message-end\ndata: {"type":"message-end",'
+        ...         b'"delta":{"finish_reason":"COMPLETE"}}\n\ndata: [DONE]\n\n')
         >>> [event.type for event in to_iterator(from_sse_bytes(body))]
         ['message-start', 'message-end']
     """

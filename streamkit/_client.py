@@ -17,12 +17,12 @@ from typing import Any
 
 import httpx
 
-from streamkit._version import __version__
 from streamkit._decode import DEFAULT_MAX_EVENT_SIZE, ChatEventDecoder
 from streamkit._events import ChatEvent
 from streamkit._message import ChatResponse
 from streamkit._request import NOT_GIVEN, NotGiven, RequestOptions, build_chat_body
 from streamkit._stream import AsyncChatStream, Cancellation, ChatStream
+from streamkit._version import __version__
 from streamkit.errors import (
     APIConnectionError,
     APIStatusError,
@@ -301,9 +301,7 @@ class Client:
             APIConnectionError: If the server could not be reached.
         """
         arguments.update(model=model, messages=messages)
-        request = self._config.request(
-            self._http, arguments, stream=False, options=request_options
-        )
+        request = self._config.request(self._http, arguments, stream=False, options=request_options)
         try:
             response = self._http.send(request)
         except httpx.TransportError as error:
@@ -455,9 +453,7 @@ class AsyncClient:
     ) -> ChatResponse:
         """Get a whole chat reply without streaming; see :meth:`Client.chat`."""
         arguments.update(model=model, messages=messages)
-        request = self._config.request(
-            self._http, arguments, stream=False, options=request_options
-        )
+        request = self._config.request(self._http, arguments, stream=False, options=request_options)
         try:
             response = await self._http.send(request)
         except httpx.TransportError as error:
@@ -504,4 +500,3 @@ async def _adrain(chunks: AsyncIterator[bytes]) -> None:
                 return
     except httpx.TransportError:
         return
-

@@ -15,7 +15,7 @@ Two rules keep data from being lost:
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeAlias, Union
+from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
 
@@ -453,7 +453,7 @@ class MessageEndDelta(WireModel):
     """The ``delta`` of ``message-end``."""
 
     finish_reason: str | None = None
-    """``COMPLETE``, ``STOP_SEQUENCE``, ``MAX_TOKENS``, ``TOOL_CALL``, ``ERROR``, ``TIMEOUT``, ..."""
+    """``COMPLETE``, ``STOP_SEQUENCE``, ``MAX_TOKENS``, ``TOOL_CALL``, ``ERROR``, ``TIMEOUT``..."""
     usage: Usage | None = None
     """Token usage (``{}`` on the wire when ``finish_reason`` is ``ERROR``)."""
     error: str | None = None
@@ -519,8 +519,12 @@ class UnknownEvent(WireModel):
         # one (from the constructor) holds its own type inside data.
         if isinstance(value, dict):
             data = value.get("data")
-            already = isinstance(data, dict) and set(value) == {"type", "data"}
-            if not (already and data.get("type") == value.get("type")):
+            wrapped = (
+                isinstance(data, dict)
+                and set(value) == {"type", "data"}
+                and data.get("type") == value.get("type")
+            )
+            if not wrapped:
                 return {"type": value.get("type"), "data": value}
         return value
 
@@ -561,22 +565,20 @@ def _event_tag(value: Any) -> str | None:
 
 
 ChatEvent: TypeAlias = Annotated[
-    Union[
-        Annotated[MessageStartEvent, Tag("message-start")],
-        Annotated[ContentStartEvent, Tag("content-start")],
-        Annotated[ContentDeltaEvent, Tag("content-delta")],
-        Annotated[ContentEndEvent, Tag("content-end")],
-        Annotated[ToolPlanDeltaEvent, Tag("tool-plan-delta")],
-        Annotated[ToolCallStartEvent, Tag("tool-call-start")],
-        Annotated[ToolCallDeltaEvent, Tag("tool-call-delta")],
-        Annotated[ToolCallEndEvent, Tag("tool-call-end")],
-        Annotated[CitationStartEvent, Tag("citation-start")],
-        Annotated[CitationEndEvent, Tag("citation-end")],
-        Annotated[MessageEndEvent, Tag("message-end")],
-        Annotated[DebugEvent, Tag("debug")],
-        Annotated[ErrorEvent, Tag("error")],
-        Annotated[UnknownEvent, Tag("unknown")],
-    ],
+    Annotated[MessageStartEvent, Tag("message-start")]
+    | Annotated[ContentStartEvent, Tag("content-start")]
+    | Annotated[ContentDeltaEvent, Tag("content-delta")]
+    | Annotated[ContentEndEvent, Tag("content-end")]
+    | Annotated[ToolPlanDeltaEvent, Tag("tool-plan-delta")]
+    | Annotated[ToolCallStartEvent, Tag("tool-call-start")]
+    | Annotated[ToolCallDeltaEvent, Tag("tool-call-delta")]
+    | Annotated[ToolCallEndEvent, Tag("tool-call-end")]
+    | Annotated[CitationStartEvent, Tag("citation-start")]
+    | Annotated[CitationEndEvent, Tag("citation-end")]
+    | Annotated[MessageEndEvent, Tag("message-end")]
+    | Annotated[DebugEvent, Tag("debug")]
+    | Annotated[ErrorEvent, Tag("error")]
+    | Annotated[UnknownEvent, Tag("unknown")],
     Discriminator(
         _event_tag,
         custom_error_type="invalid_event",

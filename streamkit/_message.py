@@ -8,7 +8,7 @@ have (``tool_calls`` on a text turn, ``content`` on a tool turn) are left out.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeAlias, Union
+from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import Discriminator, Field, Tag
 
@@ -61,11 +61,9 @@ def _content_tag(value: Any) -> str:
 
 
 ContentItem: TypeAlias = Annotated[
-    Union[
-        Annotated[TextContent, Tag("text")],
-        Annotated[ThinkingContent, Tag("thinking")],
-        Annotated[OtherContent, Tag("other")],
-    ],
+    Annotated[TextContent, Tag("text")]
+    | Annotated[ThinkingContent, Tag("thinking")]
+    | Annotated[OtherContent, Tag("other")],
     Discriminator(_content_tag),
 ]
 """One block of ``message.content``: text, thinking, or a kind kept as sent."""

@@ -124,5 +124,5 @@ def _deep_union(first: Any, second: Any) -> Any:
             merged[key] = _deep_union(merged[key], value) if key in merged else value
         return merged
     if isinstance(first, list) and isinstance(second, list) and len(first) == len(second):
-        return [_deep_union(a, b) for a, b in zip(first, second)]
+        return [_deep_union(a, b) for a, b in zip(first, second, strict=True)]
     return first

@@ -113,7 +113,7 @@ class ChatStream(Observable[ChatEvent]):
     def _subscribe_core(
         self,
         observer: abc.ObserverBase[ChatEvent],
-        scheduler: abc.SchedulerBase | None = None,
+        scheduler: abc.SchedulerBase | None = None,  # noqa: ARG002 - the stream picks its thread
     ) -> abc.DisposableBase:
         cancellation = Cancellation()
 
@@ -124,7 +124,7 @@ class ChatStream(Observable[ChatEvent]):
                     if cancellation.cancelled:
                         return
                     observer.on_next(event)
-            except BaseException as error:  # noqa: BLE001 - every failure is the observer's
+            except BaseException as error:  # every failure goes to the observer
                 if not cancellation.cancelled:
                     observer.on_error(error if isinstance(error, Exception) else _wrap(error))
                 return
@@ -223,7 +223,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 def _loop_for(scheduler: abc.SchedulerBase | None) -> asyncio.AbstractEventLoop:
     if isinstance(scheduler, AsyncIOScheduler):
-        return scheduler._loop  # noqa: SLF001 - the scheduler exposes no public accessor
+        return scheduler._loop  # the scheduler has no public accessor for its loop
     loop = _running_loop()
     if loop is None:
         raise NoEventLoopError(

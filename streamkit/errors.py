@@ -18,8 +18,8 @@
     │       ├── NotImplementedServerError 501
     │       ├── ServiceUnavailableError  503
     │       └── GatewayTimeoutError      504
-    ├── APIConnectionError               the request never got an answer (also an httpx.TransportError)
-    │   └── APITimeoutError              ... because a timeout fired first (also an httpx.TimeoutException)
+    ├── APIConnectionError               no answer came (also an httpx.TransportError)
+    │   └── APITimeoutError              ... because a timeout fired (also httpx.TimeoutException)
     ├── StreamError                      the stream started but went wrong; carries .partial_message
     │   ├── ProtocolError                the bytes are not a Cohere SSE stream
     │   │   ├── NotEventStreamError      a 2xx answer that is not text/event-stream
@@ -28,8 +28,8 @@
     │   │   └── MalformedEventError      an event whose JSON is invalid or has the wrong shape
     │   ├── UnexpectedEventError         an event that contradicts the ones before it
     │   ├── StreamTruncatedError         the stream ended cleanly but before message-end
-    │   ├── StreamInterruptedError       the connection broke mid-stream (also an httpx.TransportError)
-    │   │   └── StreamTimeoutError       no data came in time mid-stream (also an httpx.TimeoutException)
+    │   ├── StreamInterruptedError       the connection broke mid-stream (also httpx.TransportError)
+    │   │   └── StreamTimeoutError       no data came in time (also httpx.TimeoutException)
     │   └── ServerStreamError            the server reported an error inside a 200 stream
     └── ToolArgumentsError               a tool call's joined arguments are not valid JSON
 
