@@ -14,8 +14,20 @@ Marble legend (used in every operator's docstring)::
 """
 
 from operators._pending import attach_pending, pending
+from operators._tool_calls import (
+    AssembledToolCall,
+    ToolCallProgress,
+    assemble_tool_calls,
+    tool_call_progress,
+    tool_plan,
+)
 
 __all__ = [
+    "AssembledToolCall",
+    "ToolCallProgress",
+    "assemble_tool_calls",
     "attach_pending",
     "pending",
+    "tool_call_progress",
+    "tool_plan",
 ]

@@ -1,0 +1,522 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import reactivex
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from reactivex import Observable
+from reactivex.notification import OnError
+from reactivex.observable.marbles import parse
+from reactivex.testing import ReactiveTest, TestScheduler
+from reactivex.testing.coldobservable import ColdObservable
+from reactivex.testing.hotobservable import HotObservable
+from reactivex.testing.recorded import Recorded
+
+from operators import (
+    AssembledToolCall,
+    ToolCallProgress,
+    assemble_tool_calls,
+    pending,
+    tool_call_progress,
+    tool_plan,
+)
+from operators._tool_calls import MISSING, PartialJSONParser
+from streamkit import CHAT_EVENT_ADAPTER, ChatEvent, from_sse_file, to_iterator
+from streamkit.errors import ToolArgumentsError, UnexpectedEventError
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def start(index: int = 0, id: str = "t0", name: str = "get_weather") -> ChatEvent:
+    return CHAT_EVENT_ADAPTER.validate_python(
+        {
+            "type": "tool-call-start",
+            "index": index,
+            "delta": {
+                "message": {
+                    "tool_calls": {
+                        "id": id,
+                        "type": "function",
+                        "function": {"name": name, "arguments": ""},
+                    }
+                }
+            },
+        }
+    )
+
+
+def delta(text: str, index: int = 0) -> ChatEvent:
+    return CHAT_EVENT_ADAPTER.validate_python(
+        {
+            "type": "tool-call-delta",
+            "index": index,
+            "delta": {"message": {"tool_calls": {"function": {"arguments": text}}}},
+        }
+    )
+
+
+def end(index: int = 0) -> ChatEvent:
+    return CHAT_EVENT_ADAPTER.validate_python({"type": "tool-call-end", "index": index})
+
+
+def plan(text: str) -> ChatEvent:
+    return CHAT_EVENT_ADAPTER.validate_python(
+        {"type": "tool-plan-delta", "delta": {"message": {"tool_plan": text}}}
+    )
+
+
+def hot(
+    scheduler: TestScheduler,
+    marbles: str,
+    lookup: Mapping[str | float, Any],
+    error: Exception | None = None,
+) -> HotObservable[Any]:
+    """A hot observable from a marble string; it records its subscriptions."""
+    messages = parse(marbles, time_shift=200, lookup=lookup, error=error)
+    return scheduler.create_hot_observable(
+        [Recorded(int(time), notification) for time, notification in messages]  # type: ignore[arg-type]
+    )
+
+
+def cold(
+    scheduler: TestScheduler,
+    marbles: str,
+    lookup: Mapping[str | float, Any],
+    error: Exception | None = None,
+) -> ColdObservable[Any]:
+    messages = parse(marbles, lookup=lookup, error=error)
+    return scheduler.create_cold_observable(
+        [Recorded(int(time), notification) for time, notification in messages]  # type: ignore[arg-type]
+    )
+
+
+def expected(
+    marbles: str, lookup: Mapping[str | float, Any], error: Exception | None = None
+) -> list[Recorded[Any]]:
+    messages = parse(marbles, time_shift=200, lookup=lookup, error=error)
+    return [Recorded(int(time), notification) for time, notification in messages]  # type: ignore[arg-type]
+
+
+def error_of(record: Recorded[Any]) -> BaseException:
+    notification = record.value
+    assert isinstance(notification, OnError)
+    return notification.exception
+
+
+def run(events: list[ChatEvent], operator: Any) -> list[Any]:
+    items: list[Any] = []
+    errors: list[Exception] = []
+    reactivex.from_iterable(events).pipe(operator).subscribe(items.append, errors.append)
+    if errors:
+        raise errors[0]
+    return items
+
+
+CALL = AssembledToolCall(
+    index=0,
+    id="t0",
+    name="get_weather",
+    arguments='{"city": "Paris"}',
+    parsed={"city": "Paris"},
+)
+
+
+# --------------------------------------------------------------------------- assemble_tool_calls
+
+
+def test_assemble_marble() -> None:
+    # The docstring's letters (s, d, e in; c out); f is the second delta.
+    scheduler = TestScheduler()
+    source = hot(
+        scheduler,
+        "-s-d-f-e-|",
+        {"s": start(), "d": delta('{"city": '), "f": delta('"Paris"}'), "e": end()},
+    )
+    results = scheduler.start(lambda: source.pipe(assemble_tool_calls()))
+    assert results.messages == expected("-------c-|", {"c": CALL})
+    assert source.subscriptions == [ReactiveTest.subscribe(200, 209)]
+
+
+def test_assemble_empty() -> None:
+    scheduler = TestScheduler()
+    results = scheduler.start(lambda: reactivex.empty().pipe(assemble_tool_calls()))
+    assert results.messages == [ReactiveTest.on_completed(200)]
+
+
+def test_assemble_never_completing() -> None:
+    scheduler = TestScheduler()
+    source = hot(scheduler, "-s-d-", {"s": start(), "d": delta('{"a"')})
+    results = scheduler.start(lambda: source.pipe(assemble_tool_calls()))
+    assert results.messages == []
+    assert source.subscriptions == [ReactiveTest.subscribe(200, 1000)]
+
+
+def test_assemble_upstream_error_keeps_the_open_call() -> None:
+    boom = ConnectionError("boom")
+    scheduler = TestScheduler()
+    source = hot(scheduler, "-s-d-#", {"s": start(), "d": delta('{"city": "Pa')}, boom)
+    results = scheduler.start(lambda: source.pipe(assemble_tool_calls()))
+    [message] = results.messages
+    assert message.time == 205
+    error = error_of(message)
+    assert error is boom
+    [held] = pending(error)
+    assert held == (
+        ToolCallProgress(
+            index=0,
+            id="t0",
+            name="get_weather",
+            fragment="",
+            arguments='{"city": "Pa',
+            parsed={"city": "Pa"},
+        ),
+    )
+
+
+def test_assemble_upstream_error_with_nothing_open_attaches_nothing() -> None:
+    boom = ConnectionError("boom")
+    items: list[AssembledToolCall] = []
+    errors: list[Exception] = []
+    source: Observable[ChatEvent] = reactivex.concat(
+        reactivex.of(start(), end()), reactivex.throw(boom)
+    )
+    source.pipe(assemble_tool_calls()).subscribe(items.append, errors.append)
+    assert errors == [boom]
+    assert pending(boom) == ()
+    assert [c.arguments for c in items] == [""]
+
+
+def test_assemble_early_disposal_unsubscribes_upstream() -> None:
+    scheduler = TestScheduler()
+    source = hot(scheduler, "-s-d-d-d-e-|", {"s": start(), "d": delta(" "), "e": end()})
+    results = scheduler.start(lambda: source.pipe(assemble_tool_calls()), disposed=204)
+    assert results.messages == []
+    assert source.subscriptions == [ReactiveTest.subscribe(200, 204)]
+
+
+def test_assemble_state_is_per_subscription() -> None:
+    scheduler = TestScheduler()
+    source = cold(
+        scheduler,
+        "-s-d-e-|",
+        {"s": start(), "d": delta('{"city": "Paris"}'), "e": end()},
+    )
+    assembled = source.pipe(assemble_tool_calls())
+    first: list[AssembledToolCall] = []
+    second: list[AssembledToolCall] = []
+    assembled.subscribe(first.append, scheduler=scheduler)
+    scheduler.advance_to(3)
+    assembled.subscribe(second.append, scheduler=scheduler)  # while the first call is open
+    scheduler.start()
+    assert first == second == [CALL]
+
+
+def test_call_without_arguments_is_empty_text_and_empty_dict() -> None:
+    [call] = run([start(name="now"), end()], assemble_tool_calls())
+    assert (call.name, call.arguments, call.parsed) == ("now", "", {})
+    assert call.to_tool_call().function.arguments == ""
+
+
+def test_invalid_arguments_are_an_error_with_the_raw_text() -> None:
+    with pytest.raises(ToolArgumentsError) as caught:
+        run([start(), delta('{"city": Paris}'), end()], assemble_tool_calls())
+    assert caught.value.arguments == '{"city": Paris}'
+    assert caught.value.tool_call_id == "t0"
+    assert caught.value.name == "get_weather"
+
+
+def test_arguments_that_are_not_an_object_are_an_error() -> None:
+    with pytest.raises(ToolArgumentsError, match="not an object"):
+        run([start(), delta("[1, 2]"), end()], assemble_tool_calls())
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        pytest.param([delta("{}"), end()], id="delta-without-start"),
+        pytest.param([end()], id="end-without-start"),
+        pytest.param([start(), start()], id="started-twice"),
+    ],
+)
+def test_contradicting_events_are_unexpected(events: list[ChatEvent]) -> None:
+    with pytest.raises(UnexpectedEventError):
+        run(events, assemble_tool_calls())
+
+
+def test_open_call_is_assembled_before_completion() -> None:
+    [call] = run([start(), delta("{}")], assemble_tool_calls())
+    assert call.parsed == {}
+
+
+def test_open_truncated_call_fails_at_completion() -> None:
+    with pytest.raises(ToolArgumentsError) as caught:
+        run([start(), delta('{"a": 1')], assemble_tool_calls())
+    assert caught.value.arguments == '{"a": 1'
+
+
+def test_two_calls_and_other_events() -> None:
+    events = [
+        plan("I will look."),
+        start(0, "a", "one"),
+        delta('{"x": 1}', 0),
+        end(0),
+        start(1, "b", "two"),
+        end(1),
+    ]
+    calls = run(events, assemble_tool_calls())
+    assert [(c.index, c.id, c.name, c.parsed) for c in calls] == [
+        (0, "a", "one", {"x": 1}),
+        (1, "b", "two", {}),
+    ]
+
+
+@pytest.mark.parametrize(
+    "fixture", ["tool_calls_two.sse", "tool_call_pretty.sse", "tool_call_no_arguments.sse"]
+)
+def test_fixtures_assemble_like_the_final_message(fixture: str) -> None:
+    from streamkit import MessageAccumulator
+
+    events = list(to_iterator(from_sse_file(FIXTURES / fixture)))
+    calls = run(events, assemble_tool_calls())
+    acc = MessageAccumulator()
+    for event in events:
+        acc.add(event)
+    wire = acc.snapshot().message.tool_calls or []
+    assert [c.to_tool_call() for c in calls] == [
+        w.model_copy(update={"type": "function"}) for w in wire
+    ]
+    assert all(c.parsed == (json.loads(c.arguments) if c.arguments else {}) for c in calls)
+
+
+# --------------------------------------------------------------------------- tool_call_progress
+
+
+def progress(fragment: str, arguments: str, parsed: dict[str, Any]) -> ToolCallProgress:
+    return ToolCallProgress(
+        index=0, id="t0", name="get_weather", fragment=fragment, arguments=arguments, parsed=parsed
+    )
+
+
+def test_progress_marble() -> None:
+    scheduler = TestScheduler()
+    source = hot(
+        scheduler,
+        "-s-d-f-e-|",
+        {"s": start(), "d": delta('{"city": "Pa'), "f": delta('ris", "days": 3}'), "e": end()},
+    )
+    results = scheduler.start(lambda: source.pipe(tool_call_progress()))
+    assert results.messages == expected(
+        "-p-q-r---|",
+        {
+            "p": progress("", "", {}),
+            "q": progress('{"city": "Pa', '{"city": "Pa', {"city": "Pa"}),
+            "r": progress(
+                'ris", "days": 3}', '{"city": "Paris", "days": 3}', {"city": "Paris", "days": 3}
+            ),
+        },
+    )
+
+
+def test_progress_empty_never_and_disposal() -> None:
+    scheduler = TestScheduler()
+    results = scheduler.start(lambda: reactivex.empty().pipe(tool_call_progress()))
+    assert results.messages == [ReactiveTest.on_completed(200)]
+
+    scheduler = TestScheduler()
+    source = hot(scheduler, "-s-d-d-d-", {"s": start(), "d": delta(" ")})
+    results = scheduler.start(lambda: source.pipe(tool_call_progress()), disposed=204)
+    assert [m.time for m in results.messages] == [201, 203]
+    assert source.subscriptions == [ReactiveTest.subscribe(200, 204)]
+
+
+def test_progress_upstream_error_passes_unchanged() -> None:
+    boom = ConnectionError("boom")
+    scheduler = TestScheduler()
+    source = hot(scheduler, "-s-#", {"s": start()}, boom)
+    results = scheduler.start(lambda: source.pipe(tool_call_progress()))
+    assert error_of(results.messages[-1]) is boom
+    assert pending(boom) == ()  # every fragment was already emitted
+
+
+def test_progress_fails_early_on_invalid_json() -> None:
+    with pytest.raises(ToolArgumentsError) as caught:
+        run([start(), delta('{"a": tru'), delta("e, x"), end()], tool_call_progress())
+    assert caught.value.arguments == '{"a": true, x'
+
+
+def test_progress_fails_at_end_on_incomplete_json() -> None:
+    with pytest.raises(ToolArgumentsError):
+        run([start(), delta('{"a": 1'), end()], tool_call_progress())
+
+
+def test_progress_state_is_per_subscription() -> None:
+    events = [start(), delta('{"a": 1}'), end()]
+    observable = reactivex.from_iterable(events).pipe(tool_call_progress())
+    first: list[ToolCallProgress] = []
+    second: list[ToolCallProgress] = []
+    observable.subscribe(first.append)
+    observable.subscribe(second.append)
+    assert first == second
+    assert first[-1].parsed == {"a": 1}
+
+
+# --------------------------------------------------------------------------- tool_plan
+
+
+def test_tool_plan_marble() -> None:
+    scheduler = TestScheduler()
+    source = hot(scheduler, "-p-q-x-|", {"p": plan("I will"), "q": plan(" look."), "x": start()})
+    results = scheduler.start(lambda: source.pipe(tool_plan()))
+    assert results.messages == expected("-a-b---|", {"a": "I will", "b": " look."})
+
+
+def test_tool_plan_matrix() -> None:
+    boom = ConnectionError("boom")
+    scheduler = TestScheduler()
+    source = hot(scheduler, "-p-#", {"p": plan("x")}, boom)
+    results = scheduler.start(lambda: source.pipe(tool_plan()))
+    assert results.messages == expected("-a-#", {"a": "x"}, boom)
+
+    scheduler = TestScheduler()
+    source = hot(scheduler, "-p-p-p-|", {"p": plan("x")})
+    results = scheduler.start(lambda: source.pipe(tool_plan()), disposed=202)
+    assert source.subscriptions == [ReactiveTest.subscribe(200, 202)]
+    assert run([plan(""), plan("a")], tool_plan()) == ["a"]
+    assert run([], tool_plan()) == []
+
+
+# --------------------------------------------------------------------------- partial JSON
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        pytest.param("", MISSING, id="nothing"),
+        pytest.param("  ", MISSING, id="whitespace"),
+        pytest.param("{", {}, id="open-object"),
+        pytest.param('{"ci', {}, id="key-in-progress"),
+        pytest.param('{"city"', {}, id="key-without-colon"),
+        pytest.param('{"city": ', {}, id="key-without-value"),
+        pytest.param('{"city": "', {"city": ""}, id="empty-string-in-progress"),
+        pytest.param('{"city": "Pa', {"city": "Pa"}, id="string-in-progress"),
+        pytest.param('{"n": 12', {}, id="number-in-progress-dropped"),
+        pytest.param('{"n": 12,', {"n": 12}, id="number-ended-by-comma"),
+        pytest.param('{"n": tr', {}, id="literal-in-progress-dropped"),
+        pytest.param('{"n": true', {"n": True}, id="literal-complete"),
+        pytest.param('{"a": [1, "x', {"a": [1, "x"]}, id="array-string"),
+        pytest.param('{"a": [1, 2', {"a": [1]}, id="array-number-dropped"),
+        pytest.param('{"a": {"b": [', {"a": {"b": []}}, id="nested-open"),
+        pytest.param('{"s": "a\\', {"s": "a"}, id="escape-in-progress"),
+        pytest.param('{"s": "a\\u00', {"s": "a"}, id="unicode-escape-in-progress"),
+        pytest.param('{"s": "\\u00e9', {"s": "é"}, id="unicode-escape"),
+        pytest.param('{"s": "\\ud83d', {"s": ""}, id="high-surrogate-waits"),
+        pytest.param('{"s": "\\ud83d\\ude00', {"s": "😀"}, id="surrogate-pair"),
+        pytest.param('"top', "top", id="top-level-string"),
+        pytest.param("12", MISSING, id="top-level-number"),
+        pytest.param("[1, [2, [3", [1, [2, []]], id="deep-arrays"),
+    ],
+)
+def test_partial_json_snapshots(text: str, value: Any) -> None:
+    parser = PartialJSONParser()
+    parser.feed(text)
+    assert parser.snapshot() == value
+
+
+@pytest.mark.parametrize(
+    "text", ['{"a" 1}', '{"a": 1 "b"}', "[1,]x", "{,", '{"a": tx', "01x", '"\\x"', "{} {}", "]"]
+)
+def test_partial_json_rejects_invalid_text(text: str) -> None:
+    parser = PartialJSONParser()
+    with pytest.raises(ValueError):
+        parser.feed(text)
+        parser.close()
+
+
+def test_partial_json_close_rejects_an_incomplete_document() -> None:
+    parser = PartialJSONParser()
+    parser.feed('{"a": 1')
+    with pytest.raises(ValueError, match="incomplete"):
+        parser.close()
+
+
+def test_partial_json_top_level_number_ends_with_close() -> None:
+    parser = PartialJSONParser()
+    parser.feed("-1.5e3")
+    assert parser.close() == -1500.0
+
+
+def test_snapshots_are_not_changed_by_later_fragments() -> None:
+    parser = PartialJSONParser()
+    parser.feed('{"a": [1, ')
+    first = parser.snapshot()
+    parser.feed('2], "b": "x')
+    assert first == {"a": [1]}
+    assert parser.snapshot() == {"a": [1, 2], "b": "x"}
+
+
+# --------------------------------------------------------------------------- properties
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+json_objects = st.dictionaries(st.text(max_size=6), json_values, max_size=5)
+
+
+@st.composite
+def documents(draw: st.DrawFn, values: st.SearchStrategy[Any] = json_values) -> str:
+    value = draw(values)
+    return json.dumps(
+        value,
+        ensure_ascii=draw(st.booleans()),
+        indent=draw(st.sampled_from([None, 2, 4])),
+    )
+
+
+@st.composite
+def splits(draw: st.DrawFn, text: str) -> list[str]:
+    cuts = sorted(draw(st.sets(st.integers(0, len(text)), max_size=12)))
+    bounds = [0, *cuts, len(text)]
+    return [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data(), documents(json_objects))
+def test_fragments_split_anywhere_assemble_to_the_same_arguments(
+    data: st.DataObject, text: str
+) -> None:
+    fragments = data.draw(splits(text))
+    events = [start(), *(delta(f) for f in fragments), end()]
+    [call] = run(events, assemble_tool_calls())
+    assert call.arguments == text
+    assert call.parsed == json.loads(text)
+    progress_items = run(events, tool_call_progress())
+    assert progress_items[-1].parsed == json.loads(text)
+    assert len(progress_items) == 1 + len(fragments)
+
+
+@settings(max_examples=150, deadline=None)
+@given(documents())
+def test_partial_json_every_prefix_parses_and_the_whole_equals_json_loads(text: str) -> None:
+    parser = PartialJSONParser()
+    for i, char in enumerate(text):
+        parser.feed(char)
+        prefix = PartialJSONParser()
+        prefix.feed(text[: i + 1])
+        assert prefix.snapshot() == parser.snapshot()
+    assert parser.close() == json.loads(text)
