@@ -13,6 +13,7 @@ Marble legend (used in every operator's docstring)::
     ^    subscription                  (ab) several items in one tick
 """
 
+from operators._citations import PairedCitation, pair_citations
 from operators._pending import attach_pending, pending
 from operators._tool_calls import (
     AssembledToolCall,
@@ -24,9 +25,11 @@ from operators._tool_calls import (
 
 __all__ = [
     "AssembledToolCall",
+    "PairedCitation",
     "ToolCallProgress",
     "assemble_tool_calls",
     "attach_pending",
+    "pair_citations",
     "pending",
     "tool_call_progress",
     "tool_plan",

@@ -73,14 +73,19 @@ def plan(text: str) -> ChatEvent:
     )
 
 
+def _table(lookup: Mapping[str, Any]) -> dict[str | float, Any]:
+    table: dict[str | float, Any] = {key: value for key, value in lookup.items()}
+    return table
+
+
 def hot(
     scheduler: TestScheduler,
     marbles: str,
-    lookup: Mapping[str | float, Any],
+    lookup: Mapping[str, Any],
     error: Exception | None = None,
 ) -> HotObservable[Any]:
     """A hot observable from a marble string; it records its subscriptions."""
-    messages = parse(marbles, time_shift=200, lookup=lookup, error=error)
+    messages = parse(marbles, time_shift=200, lookup=_table(lookup), error=error)
     return scheduler.create_hot_observable(
         [Recorded(int(time), notification) for time, notification in messages]  # type: ignore[arg-type]
     )
@@ -89,19 +94,19 @@ def hot(
 def cold(
     scheduler: TestScheduler,
     marbles: str,
-    lookup: Mapping[str | float, Any],
+    lookup: Mapping[str, Any],
     error: Exception | None = None,
 ) -> ColdObservable[Any]:
-    messages = parse(marbles, lookup=lookup, error=error)
+    messages = parse(marbles, lookup=_table(lookup), error=error)
     return scheduler.create_cold_observable(
         [Recorded(int(time), notification) for time, notification in messages]  # type: ignore[arg-type]
     )
 
 
 def expected(
-    marbles: str, lookup: Mapping[str | float, Any], error: Exception | None = None
+    marbles: str, lookup: Mapping[str, Any], error: Exception | None = None
 ) -> list[Recorded[Any]]:
-    messages = parse(marbles, time_shift=200, lookup=lookup, error=error)
+    messages = parse(marbles, time_shift=200, lookup=_table(lookup), error=error)
     return [Recorded(int(time), notification) for time, notification in messages]  # type: ignore[arg-type]
 
 
