@@ -105,7 +105,11 @@ class _ClientConfig:
         return http.build_request(
             "POST",
             self.base_url + _CHAT_PATH,
-            content=json.dumps(body, ensure_ascii=False).encode(),
+            # Byte for byte the SDK's encoding (httpx's json=): compact, UTF-8, and NaN or
+            # infinity refused with ValueError instead of sent as invalid JSON.
+            content=json.dumps(
+                body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode(),
             headers=self.headers(stream=stream, extra=options.get("additional_headers")),
             params=options.get("additional_query_parameters"),
             extensions=extensions,
