@@ -120,7 +120,7 @@ class MessageAccumulator:
 
     @classmethod
     def from_snapshot(cls, snapshot: ChatResponse, *, strict: bool = True) -> MessageAccumulator:
-        """Start from an existing snapshot (its blocks and tool calls count as open)."""
+        """Start from an existing snapshot (its blocks, tool calls and citations count as open)."""
         acc = cls(strict=strict)
         acc.id = snapshot.id
         acc._started = snapshot.id is not None
@@ -140,6 +140,10 @@ class MessageAccumulator:
         for i, call in enumerate(snapshot.message.tool_calls or ()):
             acc._calls[i] = _Call(call, [call.function.arguments])
         acc._citations.extend(snapshot.message.citations or ())
+        # A snapshot does not say which citations still wait for their citation-end, so all
+        # count as open: otherwise the pure fold rejects every citation-end (citation i is
+        # message.citations[i], cohere-v2-stream.md §3).
+        acc._open_citations.update(range(len(acc._citations)))
         acc._logprobs.extend(snapshot.logprobs or ())
         acc._unknown.extend(snapshot.unknown_events)
         return acc
