@@ -14,6 +14,7 @@ Marble legend (used in every operator's docstring)::
 """
 
 from operators._citations import PairedCitation, pair_citations
+from operators._message import accumulate, final_message, snapshots
 from operators._pending import attach_pending, pending
 from operators._tool_calls import (
     AssembledToolCall,
@@ -27,10 +28,13 @@ __all__ = [
     "AssembledToolCall",
     "PairedCitation",
     "ToolCallProgress",
+    "accumulate",
     "assemble_tool_calls",
     "attach_pending",
+    "final_message",
     "pair_citations",
     "pending",
+    "snapshots",
     "tool_call_progress",
     "tool_plan",
 ]
