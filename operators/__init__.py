@@ -16,6 +16,7 @@ Marble legend (used in every operator's docstring)::
 from operators._citations import PairedCitation, pair_citations
 from operators._message import accumulate, final_message, snapshots
 from operators._pending import attach_pending, pending
+from operators._timing import StreamMetrics, Timed, metrics, with_timing
 from operators._tool_calls import (
     AssembledToolCall,
     ToolCallProgress,
@@ -27,14 +28,18 @@ from operators._tool_calls import (
 __all__ = [
     "AssembledToolCall",
     "PairedCitation",
+    "StreamMetrics",
+    "Timed",
     "ToolCallProgress",
     "accumulate",
     "assemble_tool_calls",
     "attach_pending",
     "final_message",
+    "metrics",
     "pair_citations",
     "pending",
     "snapshots",
     "tool_call_progress",
     "tool_plan",
+    "with_timing",
 ]
