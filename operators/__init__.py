@@ -15,7 +15,10 @@ Marble legend (used in every operator's docstring)::
 
 from operators._citations import PairedCitation, pair_citations
 from operators._message import accumulate, final_message, snapshots
+from operators._pacing import idle_flush, smooth
 from operators._pending import attach_pending, pending
+from operators._rechunk import buffer_lines, buffer_sentences, buffer_words, rechunk
+from operators._text import accumulate_text, text_only, thinking_only
 from operators._timing import StreamMetrics, Timed, metrics, with_timing
 from operators._tool_calls import (
     AssembledToolCall,
@@ -32,13 +35,22 @@ __all__ = [
     "Timed",
     "ToolCallProgress",
     "accumulate",
+    "accumulate_text",
     "assemble_tool_calls",
     "attach_pending",
+    "buffer_lines",
+    "buffer_sentences",
+    "buffer_words",
     "final_message",
+    "idle_flush",
     "metrics",
     "pair_citations",
     "pending",
+    "rechunk",
+    "smooth",
     "snapshots",
+    "text_only",
+    "thinking_only",
     "tool_call_progress",
     "tool_plan",
     "with_timing",
