@@ -206,11 +206,11 @@ def pair_citations() -> Callable[[Observable[ChatEvent]], Observable[PairedCitat
     ride on the error (read them with :func:`pending`). Memory: the text of every block is
     kept to check the spans.
 
-    Marble (``a``, ``b``: content deltas; ``s``, ``e``: citation-start and -end; ``c``:
-    the paired citation)::
+    Marble::
 
-        source: -a-b-s-e-|
-        result: -------c-|
+        -a-b-s-e-|      a, b: text deltas; s: citation-start; e: citation-end
+        pair_citations()
+        -------c-|      c: the citation, checked against the text of a and b
 
     Example:
         >>> from streamkit import from_events

@@ -33,10 +33,11 @@ def snapshots() -> Callable[[Observable[ChatEvent]], Observable[ChatResponse]]:
     snapshot is a new immutable object: keep the ones you like. Nothing is buffered, so
     nothing rides on an upstream error.
 
-    Marble (``a``, ``b``, ``c``: events; ``x``, ``y``, ``z``: the snapshot after each)::
+    Marble::
 
-        source: -a-b-c-|
-        result: -x-y-z-|
+        -a-b-c-|        a, b, c: events
+        snapshots()
+        -x-y-z-|        x, y, z: the message after a, after b, after c
 
     Example:
         >>> from streamkit import from_events
@@ -100,10 +101,11 @@ def final_message() -> Callable[[Observable[ChatEvent]], Observable[ChatResponse
       :class:`~streamkit.errors.ServerStreamError` after the event, so over a live
       stream the message arrives as the error's pending item instead.
 
-    Marble (``a``, ``b``, ``c``: events; ``m``: the whole message)::
+    Marble::
 
-        source: -a-b-c-|
-        result: -------(m|)
+        -a-b-c-|        a, b, c: events
+        final_message()
+        -------(m|)     m: the whole message
 
     Example:
         >>> from streamkit import from_events

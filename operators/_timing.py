@@ -93,12 +93,13 @@ def with_timing(
     Works on any Observable, not only chat events. Nothing is buffered: upstream errors
     and completion pass through as they are.
 
-    Marble (``a``, ``b``: items; ``x``, ``y``: the same items, timed)::
+    Marble::
 
-        source: -a--b-|
-        result: -x--y-|
+        -a--b-|         a, b: items
+        with_timing(scheduler)
+        -x--y-|         x, y: a and b, timed
 
-    With the subscription at time 0 and one second a tick, ``x`` has ``elapsed`` 1.0 and
+    With the subscription at time 0 and one second a frame, ``x`` has ``elapsed`` 1.0 and
     ``interval`` 1.0, ``y`` has ``elapsed`` 4.0 and ``interval`` 3.0.
 
     Example:
@@ -202,12 +203,13 @@ def metrics(
     (``total_time`` up to the error) ride on the error (read them with :func:`pending`);
     the error passes unchanged.
 
-    Marble (``a``, ``b``, ``c``: content deltas; ``m``: the metrics)::
+    Marble::
 
-        source: -a-b---c-|
-        result: ---------(m|)
+        -a-b---c-|      a, b, c: content deltas
+        metrics(scheduler)
+        ---------(m|)   m: the metrics
 
-    With the subscription at time 0 and one second a tick: ``time_to_first_token`` 1.0,
+    With the subscription at time 0 and one second a frame: ``time_to_first_token`` 1.0,
     ``inter_token_gaps`` [2.0, 4.0], ``tokens_per_second`` 2 / 6, ``total_time`` 9.0.
 
     Example:

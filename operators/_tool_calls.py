@@ -519,10 +519,11 @@ def assemble_tool_calls() -> Callable[[Observable[ChatEvent]], Observable[Assemb
     on an upstream error they ride on the error as :class:`ToolCallProgress` items (read
     them with :func:`pending`).
 
-    Marble (``s``, ``d``, ``e``: start, delta, end of call 0; ``c``: the call)::
+    Marble::
 
-        source: -s-d-d-e-|
-        result: -------c-|
+        -s-d-f-e-|      s: tool-call-start; d, f: argument fragments; e: tool-call-end
+        assemble_tool_calls()
+        -------c-|      c: the whole call, its fragments joined and parsed
 
     Example:
         >>> from streamkit import from_events
@@ -638,10 +639,11 @@ def tool_call_progress() -> Callable[[Observable[ChatEvent]], Observable[ToolCal
     :class:`PartialJSONParser`). Nothing is buffered, so nothing rides on an upstream error.
     Pair it with :func:`assemble_tool_calls` for the finished call.
 
-    Marble (``s``, ``d``, ``e``: start, delta, end of call 0; ``p``, ``q``, ``r``: progress)::
+    Marble::
 
-        source: -s-d-d-e-|
-        result: -p-q-r---|
+        -s-d-f-e-|      s: tool-call-start; d, f: argument fragments; e: tool-call-end
+        tool_call_progress()
+        -p-q-r---|      p: the call with {}; q, r: its arguments parsed so far
 
     Example:
         >>> from streamkit import from_events
@@ -749,11 +751,11 @@ def tool_plan() -> Callable[[Observable[ChatEvent]], Observable[str]]:
     Only ``tool-plan-delta`` events count; empty pieces are skipped. Join the pieces for
     the whole plan (``message.tool_plan`` of the final message).
 
-    Marble (``p``, ``q``: tool-plan-delta events; ``x``: a tool-call-start; ``a``, ``b``:
-    their text)::
+    Marble::
 
-        source: -p-q-x-|
-        result: -a-b---|
+        -p-q-x-|        p, q: tool-plan-delta events; x: a tool-call-start
+        tool_plan()
+        -a-b---|        a, b: the text of p and q
 
     Example:
         >>> from streamkit import from_events

@@ -1,21 +1,17 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import reactivex
-from reactivex.notification import OnError
-from reactivex.observable.marbles import parse
-from reactivex.testing import ReactiveTest, TestScheduler
-from reactivex.testing.coldobservable import ColdObservable
-from reactivex.testing.hotobservable import HotObservable
-from reactivex.testing.recorded import Recorded
 
 from operators import PairedCitation, pair_citations, pending
 from streamkit import CHAT_EVENT_ADAPTER, ChatEvent, MessageAccumulator, from_sse_file, to_iterator
 from streamkit.errors import UnexpectedEventError
+from tests.operators.matrix import MATRIX, Case, Check, docstring_marbles
+from tests.operators.matrix import events as events_of
+from tests.operators.matrix import run as run_marbles
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 TEXT = "The tower is 330 m tall."
@@ -103,43 +99,6 @@ def paired(
     )
 
 
-def _table(lookup: Mapping[str, Any]) -> dict[str | float, Any]:
-    table: dict[str | float, Any] = {key: value for key, value in lookup.items()}
-    return table
-
-
-def hot(
-    scheduler: TestScheduler,
-    marbles: str,
-    lookup: Mapping[str, Any],
-    error: Exception | None = None,
-) -> HotObservable[Any]:
-    messages = parse(marbles, time_shift=200, lookup=_table(lookup), error=error)
-    return scheduler.create_hot_observable(
-        [Recorded(int(time), notification) for time, notification in messages]  # type: ignore[arg-type]
-    )
-
-
-def cold(scheduler: TestScheduler, marbles: str, lookup: Mapping[str, Any]) -> ColdObservable[Any]:
-    messages = parse(marbles, lookup=_table(lookup))
-    return scheduler.create_cold_observable(
-        [Recorded(int(time), notification) for time, notification in messages]  # type: ignore[arg-type]
-    )
-
-
-def expected(
-    marbles: str, lookup: Mapping[str, Any], error: Exception | None = None
-) -> list[Recorded[Any]]:
-    messages = parse(marbles, time_shift=200, lookup=_table(lookup), error=error)
-    return [Recorded(int(time), notification) for time, notification in messages]  # type: ignore[arg-type]
-
-
-def error_of(record: Recorded[Any]) -> BaseException:
-    notification = record.value
-    assert isinstance(notification, OnError)
-    return notification.exception
-
-
 def run(events: list[ChatEvent]) -> list[PairedCitation]:
     items: list[PairedCitation] = []
     errors: list[Exception] = []
@@ -151,67 +110,37 @@ def run(events: list[ChatEvent]) -> list[PairedCitation]:
 
 # --------------------------------------------------------------------------- the matrix
 
+# The docstring's letters: a, b text deltas; s, e citation-start and -end; c the citation.
 LETTERS: dict[str, Any] = {
     "a": content_delta("The tower is "),
     "b": content_delta("330 m tall."),
     "s": citation_start(),
     "e": citation_end(),
 }
+SOURCE, EXPECTED = docstring_marbles(pair_citations)
+CASES = [
+    Case(
+        name="pair_citations",
+        operator=lambda _: pair_citations(),
+        source=SOURCE,
+        expected=EXPECTED,
+        inputs=LETTERS,
+        outputs={"c": paired()},
+    ),
+]
 
 
-def test_marble() -> None:
-    # The docstring's letters: a, b content deltas; s, e citation-start and -end; c out.
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a-b-s-e-|", LETTERS)
-    results = scheduler.start(lambda: source.pipe(pair_citations()))
-    assert results.messages == expected("-------c-|", {"c": paired()})
-    assert source.subscriptions == [ReactiveTest.subscribe(200, 209)]
-
-
-def test_empty() -> None:
-    scheduler = TestScheduler()
-    results = scheduler.start(lambda: reactivex.empty().pipe(pair_citations()))
-    assert results.messages == [ReactiveTest.on_completed(200)]
-
-
-def test_never_completing() -> None:
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a-s-", LETTERS)
-    results = scheduler.start(lambda: source.pipe(pair_citations()))
-    assert results.messages == []
-    assert source.subscriptions == [ReactiveTest.subscribe(200, 1000)]
+@pytest.mark.parametrize("check", MATRIX)
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_matrix(case: Case, check: Check) -> None:
+    check(case)
 
 
 def test_upstream_error_carries_the_open_citation() -> None:
     boom = ConnectionError("boom")
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a-b-s-#", LETTERS, boom)
-    results = scheduler.start(lambda: source.pipe(pair_citations()))
-    [message] = results.messages
-    assert message.time == 207
-    assert error_of(message) is boom
+    seen = run_marbles(lambda _: pair_citations(), "-a-b-s-#", LETTERS, error=boom)
+    assert seen.output == events_of("-------#", error=boom)
     assert pending(boom) == ((paired(),),)
-
-
-def test_early_disposal_unsubscribes_upstream() -> None:
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a-b-s-e-|", LETTERS)
-    results = scheduler.start(lambda: source.pipe(pair_citations()), disposed=206)
-    assert results.messages == []
-    assert source.subscriptions == [ReactiveTest.subscribe(200, 206)]
-
-
-def test_state_is_per_subscription() -> None:
-    scheduler = TestScheduler()
-    source = cold(scheduler, "-a-b-s-e-|", LETTERS)
-    paired_citations = source.pipe(pair_citations())
-    first: list[PairedCitation] = []
-    second: list[PairedCitation] = []
-    paired_citations.subscribe(first.append, scheduler=scheduler)
-    scheduler.advance_to(6)  # the first subscription holds an open citation 0
-    paired_citations.subscribe(second.append, scheduler=scheduler)
-    scheduler.start()
-    assert first == second == [paired()]
 
 
 @pytest.mark.parametrize(
@@ -265,11 +194,10 @@ def test_citation_between_deltas_waits_for_its_text() -> None:
         content_delta("330"),
         content_delta(" m tall."),
     ]
-    scheduler = TestScheduler()
-    lookup = dict(zip("abseuv", events, strict=True))
-    source = hot(scheduler, "-a-b-s-e-u-v-|", lookup)
-    results = scheduler.start(lambda: source.pipe(pair_citations()))
-    assert results.messages == expected("-----------c-|", {"c": paired()})
+    seen = run_marbles(
+        lambda _: pair_citations(), "-a-b-s-e-u-v-|", dict(zip("abseuv", events, strict=True))
+    )
+    assert seen.output == events_of("-----------c-|", {"c": paired()})
 
 
 def test_later_citations_wait_behind_an_earlier_one() -> None:
@@ -299,12 +227,9 @@ def test_citation_after_content_end() -> None:
 
 def test_citation_for_text_never_sent_is_checked_at_message_end() -> None:
     events = [content_start(), content_delta("The"), citation_start(), citation_end()]
-    scheduler = TestScheduler()
-    source = hot(
-        scheduler, "-a-b-s-e-m-|", {**dict(zip("abse", events, strict=True)), "m": message_end()}
-    )
-    results = scheduler.start(lambda: source.pipe(pair_citations()))
-    assert results.messages == expected("---------c-|", {"c": paired(matches=False, found="")})
+    inputs = {**dict(zip("abse", events, strict=True)), "m": message_end()}
+    seen = run_marbles(lambda _: pair_citations(), "-a-b-s-e-m-|", inputs)
+    assert seen.output == events_of("---------c-|", {"c": paired(matches=False, found="")})
 
 
 def test_unended_citation_is_emitted_before_completion() -> None:

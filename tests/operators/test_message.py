@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,12 +9,6 @@ import pytest
 import reactivex
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from reactivex.notification import OnError
-from reactivex.observable.marbles import parse
-from reactivex.testing import ReactiveTest, TestScheduler
-from reactivex.testing.coldobservable import ColdObservable
-from reactivex.testing.hotobservable import HotObservable
-from reactivex.testing.recorded import Recorded
 
 import streamkit
 from operators import accumulate, final_message, pair_citations, pending, snapshots
@@ -30,6 +23,7 @@ from streamkit import (
     to_iterator,
 )
 from streamkit.errors import ServerStreamError, StreamTruncatedError, UnexpectedEventError
+from tests.operators.matrix import MATRIX, Case, Check, docstring_marbles
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -87,46 +81,6 @@ def snapshot_after(*events: ChatEvent) -> ChatResponse:
     return accumulator.snapshot()
 
 
-def _table(lookup: Mapping[str, Any]) -> dict[str | float, Any]:
-    table: dict[str | float, Any] = {key: value for key, value in lookup.items()}
-    return table
-
-
-def _legend(marbles: str) -> str:
-    """The legend's ``(ab)`` group as reactivex's parser spells it: ``(a,b)``."""
-    return re.sub(r"\(([^)]*)\)", lambda m: "(" + ",".join(m.group(1)) + ")", marbles)
-
-
-def hot(
-    scheduler: TestScheduler,
-    marbles: str,
-    lookup: Mapping[str, Any],
-    error: Exception | None = None,
-) -> HotObservable[Any]:
-    messages = parse(_legend(marbles), time_shift=200, lookup=_table(lookup), error=error)
-    return scheduler.create_hot_observable(
-        [Recorded(int(time), notification) for time, notification in messages]  # type: ignore[arg-type]
-    )
-
-
-def cold(scheduler: TestScheduler, marbles: str, lookup: Mapping[str, Any]) -> ColdObservable[Any]:
-    messages = parse(_legend(marbles), lookup=_table(lookup))
-    return scheduler.create_cold_observable(
-        [Recorded(int(time), notification) for time, notification in messages]  # type: ignore[arg-type]
-    )
-
-
-def expected(marbles: str, lookup: Mapping[str, Any]) -> list[Recorded[Any]]:
-    messages = parse(_legend(marbles), time_shift=200, lookup=_table(lookup))
-    return [Recorded(int(time), notification) for time, notification in messages]  # type: ignore[arg-type]
-
-
-def error_of(record: Recorded[Any]) -> BaseException:
-    notification = record.value
-    assert isinstance(notification, OnError)
-    return notification.exception
-
-
 def collect(observable: reactivex.Observable[Any]) -> tuple[list[Any], list[Exception]]:
     items: list[Any] = []
     errors: list[Exception] = []
@@ -134,50 +88,43 @@ def collect(observable: reactivex.Observable[Any]) -> tuple[list[Any], list[Exce
     return items, errors
 
 
+# --------------------------------------------------------------------------- the matrix
+
+# The docstrings' letters: a, b, c events; x, y, z the snapshots; m the final message.
+CASES = [
+    Case(
+        name="snapshots",
+        operator=lambda _: snapshots(),
+        source=docstring_marbles(snapshots)[0],
+        expected=docstring_marbles(snapshots)[1],
+        inputs={"a": A, "b": B, "c": C},
+        outputs={"x": snapshot_after(A), "y": snapshot_after(A, B), "z": snapshot_after(A, B, C)},
+    ),
+    Case(
+        name="final_message",
+        operator=lambda _: final_message(),
+        source=docstring_marbles(final_message)[0],
+        expected=docstring_marbles(final_message)[1],
+        inputs={"a": A, "b": B, "c": C},
+        outputs={"m": snapshot_after(A, B, C)},
+        error_pending=(snapshot_after(A, B, C),),
+    ),
+]
+SKIPS = {
+    ("final_message", "check_empty"): "an empty stream is an error, tested below",
+}
+
+
+@pytest.mark.parametrize("check", MATRIX)
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_matrix(case: Case, check: Check) -> None:
+    reason = SKIPS.get((case.name, getattr(check, "__name__", "")))
+    if reason is not None:
+        pytest.skip(reason)
+    check(case)
+
+
 # --------------------------------------------------------------------------- snapshots
-
-
-def test_snapshots_marble() -> None:
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a-b-c-|", {"a": A, "b": B, "c": C})
-    results = scheduler.start(lambda: source.pipe(snapshots()))
-    assert results.messages == expected(
-        "-x-y-z-|",
-        {"x": snapshot_after(A), "y": snapshot_after(A, B), "z": snapshot_after(A, B, C)},
-    )
-    assert source.subscriptions == [ReactiveTest.subscribe(200, 207)]
-
-
-def test_snapshots_empty_never_error_and_disposal() -> None:
-    scheduler = TestScheduler()
-    results = scheduler.start(lambda: reactivex.empty().pipe(snapshots()))
-    assert results.messages == [ReactiveTest.on_completed(200)]
-
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a-b-", {"a": A, "b": B})
-    results = scheduler.start(lambda: source.pipe(snapshots()))
-    assert [m.time for m in results.messages] == [201, 203]
-
-    boom = ConnectionError("boom")
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a-#", {"a": A}, boom)
-    results = scheduler.start(lambda: source.pipe(snapshots()))
-    assert error_of(results.messages[-1]) is boom
-    assert pending(boom) == ()  # every snapshot was already emitted
-
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a-b-c-|", {"a": A, "b": B, "c": C})
-    results = scheduler.start(lambda: source.pipe(snapshots()), disposed=202)
-    assert len(results.messages) == 1
-    assert source.subscriptions == [ReactiveTest.subscribe(200, 202)]
-
-
-def test_snapshots_state_is_per_subscription() -> None:
-    observable = reactivex.of(A, B, C).pipe(snapshots())
-    first, _ = collect(observable)
-    second, _ = collect(observable)  # a shared accumulator would reject a 2nd message-start
-    assert first == second
-    assert first[-1].text == "Hi"
 
 
 def test_snapshots_unexpected_event_is_an_error_with_the_partial_message() -> None:
@@ -190,64 +137,16 @@ def test_snapshots_unexpected_event_is_an_error_with_the_partial_message() -> No
 # --------------------------------------------------------------------------- final_message
 
 
-def test_final_message_marble() -> None:
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a-b-c-|", {"a": A, "b": B, "c": C})
-    results = scheduler.start(lambda: source.pipe(final_message()))
-    assert results.messages == expected("-------(m|)", {"m": snapshot_after(A, B, C)})
-    assert source.subscriptions == [ReactiveTest.subscribe(200, 207)]
-
-
 def test_final_message_of_an_empty_stream_is_an_error() -> None:
     _, [error] = collect(reactivex.empty().pipe(final_message()))
     assert isinstance(error, StreamTruncatedError)
     assert error.partial_message == ChatResponse()
 
 
-def test_final_message_never_completing() -> None:
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a-b-", {"a": A, "b": B})
-    results = scheduler.start(lambda: source.pipe(final_message()))
-    assert results.messages == []
-    assert source.subscriptions == [ReactiveTest.subscribe(200, 1000)]
-
-
-def test_final_message_upstream_error_carries_the_partial_message() -> None:
-    boom = ConnectionError("boom")
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a-b-c-#", {"a": A, "b": B, "c": C}, boom)
-    results = scheduler.start(lambda: source.pipe(final_message()))
-    [message] = results.messages
-    assert message.time == 207
-    assert error_of(message) is boom
-    assert pending(boom) == (snapshot_after(A, B, C),)
-
-
 def test_final_message_immediate_error_attaches_nothing() -> None:
     boom = ConnectionError("boom")
     _, [error] = collect(reactivex.throw(boom).pipe(final_message()))
     assert error is boom and pending(boom) == ()
-
-
-def test_final_message_early_disposal_unsubscribes_upstream() -> None:
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a-b-c-|", {"a": A, "b": B, "c": C})
-    results = scheduler.start(lambda: source.pipe(final_message()), disposed=204)
-    assert results.messages == []
-    assert source.subscriptions == [ReactiveTest.subscribe(200, 204)]
-
-
-def test_final_message_state_is_per_subscription() -> None:
-    scheduler = TestScheduler()
-    source = cold(scheduler, "-a-b-c-|", {"a": A, "b": B, "c": C})
-    reduced = source.pipe(final_message())
-    first: list[ChatResponse] = []
-    second: list[ChatResponse] = []
-    reduced.subscribe(first.append, scheduler=scheduler)
-    scheduler.advance_to(2)
-    reduced.subscribe(second.append, scheduler=scheduler)
-    scheduler.start()
-    assert first == second == [snapshot_after(A, B, C)]
 
 
 def test_final_message_unexpected_event_is_an_error() -> None:

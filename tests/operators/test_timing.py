@@ -1,21 +1,18 @@
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+import pytest
 import reactivex
 from reactivex import Observable
-from reactivex.notification import OnError, OnNext
-from reactivex.observable.marbles import parse
 from reactivex.testing import ReactiveTest, TestScheduler
-from reactivex.testing.coldobservable import ColdObservable
-from reactivex.testing.hotobservable import HotObservable
-from reactivex.testing.recorded import Recorded
 
 from operators import StreamMetrics, Timed, metrics, pending, with_timing
 from streamkit import CHAT_EVENT_ADAPTER, ChatEvent
+from tests.operators.matrix import FRAME, MATRIX, SUBSCRIBED, Case, Check, docstring_marbles
+from tests.operators.matrix import run as run_marbles
 
 # --------------------------------------------------------------------------- helpers
 
@@ -54,115 +51,116 @@ END = event(
 A, B, C = text_delta("One"), text_delta(" two"), text_delta(" three")
 
 
-def at(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+def at(frame: float) -> datetime:
+    """The scheduler's clock at a marble frame (frame 0 is the subscription)."""
+    return datetime.fromtimestamp(SUBSCRIBED + frame * FRAME, tz=timezone.utc)
 
 
-def _table(lookup: Mapping[str, Any]) -> dict[str | float, Any]:
-    table: dict[str | float, Any] = {key: value for key, value in lookup.items()}
-    return table
+def seconds(frames: float) -> float:
+    return float(frames * FRAME)
 
 
-def _legend(marbles: str) -> str:
-    """The legend's ``(ab)`` group as reactivex's parser spells it: ``(a,b)``."""
-    return re.sub(r"\(([^)]*)\)", lambda m: "(" + ",".join(m.group(1)) + ")", marbles)
+def timed(value: ChatEvent, frame: float, interval: float) -> Timed[ChatEvent]:
+    return Timed(value=value, timestamp=at(frame), elapsed=seconds(frame), interval=interval)
 
 
-def hot(
-    scheduler: TestScheduler,
-    marbles: str,
-    lookup: Mapping[str, Any],
-    error: Exception | None = None,
-) -> HotObservable[Any]:
-    messages = parse(_legend(marbles), time_shift=200, lookup=_table(lookup), error=error)
-    return scheduler.create_hot_observable(
-        [Recorded(int(time), notification) for time, notification in messages]  # type: ignore[arg-type]
-    )
+def report(**fields: Any) -> StreamMetrics:
+    defaults: dict[str, Any] = {
+        "time_to_first_token": None,
+        "token_count": 0,
+        "event_count": 0,
+        "inter_token_gaps": [],
+        "gap_p50": None,
+        "gap_max": None,
+        "tokens_per_second": None,
+        "output_tokens": None,
+    }
+    return StreamMetrics(**{**defaults, **fields})
 
 
-def cold(scheduler: TestScheduler, marbles: str, lookup: Mapping[str, Any]) -> ColdObservable[Any]:
-    messages = parse(_legend(marbles), lookup=_table(lookup))
-    return scheduler.create_cold_observable(
-        [Recorded(int(time), notification) for time, notification in messages]  # type: ignore[arg-type]
-    )
+def metrics_of(source: str, inputs: Mapping[str, Any]) -> StreamMetrics:
+    seen = run_marbles(metrics, source, inputs)
+    [(_, kind, value), _] = seen.output
+    assert kind == "N"
+    assert isinstance(value, StreamMetrics)
+    return value
 
 
-def expected(marbles: str, lookup: Mapping[str, Any]) -> list[Recorded[Any]]:
-    messages = parse(_legend(marbles), time_shift=200, lookup=_table(lookup))
-    return [Recorded(int(time), notification) for time, notification in messages]  # type: ignore[arg-type]
+# --------------------------------------------------------------------------- the matrix
+
+# The docstrings' letters: a, b, c content deltas; x, y timed items; m the metrics.
+NORMAL_METRICS = report(
+    total_time=seconds(9),
+    time_to_first_token=seconds(1),
+    token_count=3,
+    event_count=3,
+    inter_token_gaps=[seconds(2), seconds(4)],
+    gap_p50=seconds(3),
+    gap_max=seconds(4),
+    tokens_per_second=2 / seconds(6),
+)
+CASES = [
+    Case(
+        name="with_timing",
+        operator=with_timing,
+        source=docstring_marbles(with_timing)[0],
+        expected=docstring_marbles(with_timing)[1],
+        inputs={"a": A, "b": B},
+        outputs={"x": timed(A, 1, seconds(1)), "y": timed(B, 4, seconds(3))},
+    ),
+    Case(
+        name="metrics",
+        operator=metrics,
+        source=docstring_marbles(metrics)[0],
+        expected=docstring_marbles(metrics)[1],
+        inputs={"a": A, "b": B, "c": C},
+        outputs={"m": NORMAL_METRICS, "z": report(total_time=seconds(1))},
+        empty_expected="(z|)",
+        error_pending=(NORMAL_METRICS,),
+    ),
+]
+SKIPS = {
+    # Each item carries the absolute clock, which differs by the half frame between the two
+    # subscriptions; test_with_timing_state_is_per_subscription checks the relative times.
+    ("with_timing", "check_per_subscription"): "timestamps are absolute: tested below",
+}
 
 
-def error_of(record: Recorded[Any]) -> BaseException:
-    notification = record.value
-    assert isinstance(notification, OnError)
-    return notification.exception
-
-
-def value_of(record: Recorded[Any]) -> Any:
-    notification = record.value
-    assert isinstance(notification, OnNext)
-    return notification.value
+@pytest.mark.parametrize("check", MATRIX)
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_matrix(case: Case, check: Check) -> None:
+    reason = SKIPS.get((case.name, getattr(check, "__name__", "")))
+    if reason is not None:
+        pytest.skip(reason)
+    check(case)
 
 
 # --------------------------------------------------------------------------- with_timing
 
 
-def test_with_timing_marble() -> None:
-    # The docstring's letters: a, b in; x, y out. Subscribed at 200, one second a tick.
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a--b-|", {"a": A, "b": B})
-    results = scheduler.start(lambda: source.pipe(with_timing(scheduler)))
-    x: Timed[ChatEvent] = Timed(value=A, timestamp=at(201), elapsed=1.0, interval=1.0)
-    y: Timed[ChatEvent] = Timed(value=B, timestamp=at(204), elapsed=4.0, interval=3.0)
-    assert results.messages == expected("-x--y-|", {"x": x, "y": y})
-    assert source.subscriptions == [ReactiveTest.subscribe(200, 206)]
-
-
 def test_with_timing_uses_the_subscribe_scheduler_by_default() -> None:
-    scheduler = TestScheduler()
-    source = hot(scheduler, "--a-|", {"a": A})
-    results = scheduler.start(lambda: source.pipe(with_timing()))
-    assert value_of(results.messages[0]).elapsed == 2.0
-
-
-def test_with_timing_empty_never_error_and_disposal() -> None:
-    scheduler = TestScheduler()
-    results = scheduler.start(lambda: reactivex.empty().pipe(with_timing(scheduler)))
-    assert results.messages == [ReactiveTest.on_completed(200)]
-
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a-", {"a": A})
-    results = scheduler.start(lambda: source.pipe(with_timing(scheduler)))
-    assert len(results.messages) == 1
-    assert source.subscriptions == [ReactiveTest.subscribe(200, 1000)]
-
-    boom = ConnectionError("boom")
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a-#", {"a": A}, boom)
-    results = scheduler.start(lambda: source.pipe(with_timing(scheduler)))
-    assert error_of(results.messages[-1]) is boom
-    assert pending(boom) == ()
-
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a-b-|", {"a": A, "b": B})
-    results = scheduler.start(lambda: source.pipe(with_timing(scheduler)), disposed=202)
-    assert len(results.messages) == 1
-    assert source.subscriptions == [ReactiveTest.subscribe(200, 202)]
+    seen = run_marbles(lambda _: with_timing(), "--a-|", {"a": A})
+    [(_, _, item), _] = seen.output
+    assert item == timed(A, 2, seconds(2))
 
 
 def test_with_timing_state_is_per_subscription() -> None:
     scheduler = TestScheduler()
-    timed = cold(scheduler, "-a-b-|", {"a": A, "b": B}).pipe(with_timing(scheduler))
+    source = scheduler.create_cold_observable(
+        ReactiveTest.on_next(1, A),
+        ReactiveTest.on_next(3, B),
+        ReactiveTest.on_completed(5),
+    )
+    timings = source.pipe(with_timing(scheduler))
     first: list[Timed[ChatEvent]] = []
     second: list[Timed[ChatEvent]] = []
-    timed.subscribe(first.append, scheduler=scheduler)
+    timings.subscribe(first.append, scheduler=scheduler)
     scheduler.advance_to(10)
-    timed.subscribe(second.append, scheduler=scheduler)
+    timings.subscribe(second.append, scheduler=scheduler)
     scheduler.advance_to(20)
     # Each subscription counts from its own start.
     assert [(t.elapsed, t.interval) for t in first] == [(1.0, 1.0), (3.0, 2.0)]
     assert [(t.elapsed, t.interval) for t in second] == [(1.0, 1.0), (3.0, 2.0)]
-    assert [t.timestamp for t in second] == [at(11), at(13)]
 
 
 def test_with_timing_is_generic() -> None:
@@ -175,111 +173,39 @@ def test_with_timing_is_generic() -> None:
 # --------------------------------------------------------------------------- metrics
 
 
-def test_metrics_marble() -> None:
-    # The docstring's letters: a, b, c content deltas; m the metrics.
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a-b---c-|", {"a": A, "b": B, "c": C})
-    results = scheduler.start(lambda: source.pipe(metrics(scheduler)))
-    m = StreamMetrics(
-        total_time=9.0,
-        time_to_first_token=1.0,
-        token_count=3,
-        event_count=3,
-        inter_token_gaps=[2.0, 4.0],
-        gap_p50=3.0,
-        gap_max=4.0,
-        tokens_per_second=2 / 6,
-        output_tokens=None,
-    )
-    assert results.messages == expected("---------(m|)", {"m": m})
-    assert source.subscriptions == [ReactiveTest.subscribe(200, 209)]
-
-
 def test_metrics_counts_plan_and_call_deltas_and_reads_usage() -> None:
-    scheduler = TestScheduler()
-    source = hot(
-        scheduler,
-        "-s--p-d-a-e-|",
-        {"s": START, "p": PLAN, "d": CALL_DELTA, "a": A, "e": END},
-    )
-    results = scheduler.start(lambda: source.pipe(metrics(scheduler)))
-    report: StreamMetrics = value_of(results.messages[0])
-    assert report.time_to_first_token == 4.0
-    assert report.token_count == 3
-    assert report.event_count == 5
-    assert report.inter_token_gaps == [2.0, 2.0]
-    assert report.tokens_per_second == 0.5
-    assert report.output_tokens == 4  # usage.tokens wins over billed units
-    assert report.total_time == 12.0
-
-
-def test_metrics_of_an_empty_stream() -> None:
-    scheduler = TestScheduler()
-    results = scheduler.start(lambda: reactivex.empty().pipe(metrics(scheduler)))
-    assert results.messages == expected(
-        "(m|)",
-        {
-            "m": StreamMetrics(
-                total_time=0.0,
-                time_to_first_token=None,
-                token_count=0,
-                event_count=0,
-                gap_p50=None,
-                gap_max=None,
-                tokens_per_second=None,
-                output_tokens=None,
-            )
-        },
+    inputs = {"s": START, "p": PLAN, "d": CALL_DELTA, "a": A, "e": END}
+    assert metrics_of("-s--p-d-a-e-|", inputs) == report(
+        total_time=seconds(12),
+        time_to_first_token=seconds(4),
+        token_count=3,
+        event_count=5,
+        inter_token_gaps=[seconds(2), seconds(2)],
+        gap_p50=seconds(2),
+        gap_max=seconds(2),
+        tokens_per_second=2 / seconds(4),
+        output_tokens=4,  # usage.tokens wins over billed units
     )
 
 
-def test_metrics_one_token_has_no_speed() -> None:
-    scheduler = TestScheduler()
-    source = hot(scheduler, "--a-|", {"a": A})
-    results = scheduler.start(lambda: source.pipe(metrics(scheduler)))
-    report: StreamMetrics = value_of(results.messages[0])
-    assert (report.time_to_first_token, report.gap_p50, report.tokens_per_second) == (
-        2.0,
-        None,
-        None,
+def test_metrics_reads_billed_units_without_tokens() -> None:
+    end = event({"type": "message-end", "delta": {"usage": {"billed_units": {"output_tokens": 7}}}})
+    assert metrics_of("-e-|", {"e": end}).output_tokens == 7
+
+
+def test_metrics_one_token_has_no_gaps_and_no_speed() -> None:
+    assert metrics_of("--a-|", {"a": A}) == report(
+        total_time=seconds(4), time_to_first_token=seconds(2), token_count=1, event_count=1
     )
 
 
-def test_metrics_never_completing() -> None:
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a-b-", {"a": A, "b": B})
-    results = scheduler.start(lambda: source.pipe(metrics(scheduler)))
-    assert results.messages == []
-    assert source.subscriptions == [ReactiveTest.subscribe(200, 1000)]
-
-
-def test_metrics_upstream_error_carries_the_metrics_so_far() -> None:
+def test_metrics_upstream_error_part_way() -> None:
     boom = ConnectionError("boom")
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a-b-#", {"a": A, "b": B}, boom)
-    results = scheduler.start(lambda: source.pipe(metrics(scheduler)))
-    [message] = results.messages
-    assert error_of(message) is boom
-    [report] = pending(boom)
-    assert (report.total_time, report.token_count, report.inter_token_gaps) == (5.0, 2, [2.0])
-
-
-def test_metrics_early_disposal_unsubscribes_upstream() -> None:
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-a-b-c-|", {"a": A, "b": B, "c": C})
-    results = scheduler.start(lambda: source.pipe(metrics(scheduler)), disposed=203)
-    assert results.messages == []
-    assert source.subscriptions == [ReactiveTest.subscribe(200, 203)]
-
-
-def test_metrics_state_is_per_subscription() -> None:
-    scheduler = TestScheduler()
-    measured = cold(scheduler, "-a-b-|", {"a": A, "b": B}).pipe(metrics(scheduler))
-    first: list[StreamMetrics] = []
-    second: list[StreamMetrics] = []
-    measured.subscribe(first.append, scheduler=scheduler)
-    scheduler.advance_to(2)
-    measured.subscribe(second.append, scheduler=scheduler)
-    scheduler.advance_to(20)
-    assert first == second
-    assert first[0].token_count == 2
+    seen = run_marbles(metrics, "-a-b-#", {"a": A, "b": B}, error=boom)
+    assert [kind for _, kind, _ in seen.output] == ["E"]
+    [partial] = pending(boom)
+    assert (partial.total_time, partial.token_count, partial.inter_token_gaps) == (
+        seconds(5),
+        2,
+        [seconds(2)],
+    )

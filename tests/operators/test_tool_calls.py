@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +9,6 @@ import reactivex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reactivex import Observable
-from reactivex.notification import OnError
-from reactivex.observable.marbles import parse
-from reactivex.testing import ReactiveTest, TestScheduler
-from reactivex.testing.coldobservable import ColdObservable
-from reactivex.testing.hotobservable import HotObservable
-from reactivex.testing.recorded import Recorded
 
 from operators import (
     AssembledToolCall,
@@ -28,6 +21,8 @@ from operators import (
 from operators._tool_calls import MISSING, PartialJSONParser
 from streamkit import CHAT_EVENT_ADAPTER, ChatEvent, from_sse_file, to_iterator
 from streamkit.errors import ToolArgumentsError, UnexpectedEventError
+from tests.operators.matrix import MATRIX, Case, Check, docstring_marbles, events
+from tests.operators.matrix import run as run_marbles
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -73,49 +68,6 @@ def plan(text: str) -> ChatEvent:
     )
 
 
-def _table(lookup: Mapping[str, Any]) -> dict[str | float, Any]:
-    table: dict[str | float, Any] = {key: value for key, value in lookup.items()}
-    return table
-
-
-def hot(
-    scheduler: TestScheduler,
-    marbles: str,
-    lookup: Mapping[str, Any],
-    error: Exception | None = None,
-) -> HotObservable[Any]:
-    """A hot observable from a marble string; it records its subscriptions."""
-    messages = parse(marbles, time_shift=200, lookup=_table(lookup), error=error)
-    return scheduler.create_hot_observable(
-        [Recorded(int(time), notification) for time, notification in messages]  # type: ignore[arg-type]
-    )
-
-
-def cold(
-    scheduler: TestScheduler,
-    marbles: str,
-    lookup: Mapping[str, Any],
-    error: Exception | None = None,
-) -> ColdObservable[Any]:
-    messages = parse(marbles, lookup=_table(lookup), error=error)
-    return scheduler.create_cold_observable(
-        [Recorded(int(time), notification) for time, notification in messages]  # type: ignore[arg-type]
-    )
-
-
-def expected(
-    marbles: str, lookup: Mapping[str, Any], error: Exception | None = None
-) -> list[Recorded[Any]]:
-    messages = parse(marbles, time_shift=200, lookup=_table(lookup), error=error)
-    return [Recorded(int(time), notification) for time, notification in messages]  # type: ignore[arg-type]
-
-
-def error_of(record: Recorded[Any]) -> BaseException:
-    notification = record.value
-    assert isinstance(notification, OnError)
-    return notification.exception
-
-
 def run(events: list[ChatEvent], operator: Any) -> list[Any]:
     items: list[Any] = []
     errors: list[Exception] = []
@@ -125,6 +77,16 @@ def run(events: list[ChatEvent], operator: Any) -> list[Any]:
     return items
 
 
+def progress(fragment: str, arguments: str, parsed: dict[str, Any]) -> ToolCallProgress:
+    return ToolCallProgress(
+        index=0, id="t0", name="get_weather", fragment=fragment, arguments=arguments, parsed=parsed
+    )
+
+
+# --------------------------------------------------------------------------- the matrix
+
+# The docstrings' letters: s, d, f, e are start, two fragments and end of call 0.
+CALL_EVENTS = {"s": start(), "d": delta('{"city": "Pa'), "f": delta('ris"}'), "e": end()}
 CALL = AssembledToolCall(
     index=0,
     id="t0",
@@ -134,56 +96,51 @@ CALL = AssembledToolCall(
 )
 
 
-# --------------------------------------------------------------------------- assemble_tool_calls
-
-
-def test_assemble_marble() -> None:
-    # The docstring's letters (s, d, e in; c out); f is the second delta.
-    scheduler = TestScheduler()
-    source = hot(
-        scheduler,
-        "-s-d-f-e-|",
-        {"s": start(), "d": delta('{"city": '), "f": delta('"Paris"}'), "e": end()},
+def case(operator: Any, inputs: dict[str, Any], outputs: dict[str, Any]) -> Case:
+    source, expected = docstring_marbles(operator)
+    return Case(
+        name=operator.__name__,
+        operator=lambda _: operator(),
+        source=source,
+        expected=expected,
+        inputs=inputs,
+        outputs=outputs,
     )
-    results = scheduler.start(lambda: source.pipe(assemble_tool_calls()))
-    assert results.messages == expected("-------c-|", {"c": CALL})
-    assert source.subscriptions == [ReactiveTest.subscribe(200, 209)]
 
 
-def test_assemble_empty() -> None:
-    scheduler = TestScheduler()
-    results = scheduler.start(lambda: reactivex.empty().pipe(assemble_tool_calls()))
-    assert results.messages == [ReactiveTest.on_completed(200)]
+CASES = [
+    case(assemble_tool_calls, CALL_EVENTS, {"c": CALL}),
+    case(
+        tool_call_progress,
+        CALL_EVENTS,
+        {
+            "p": progress("", "", {}),
+            "q": progress('{"city": "Pa', '{"city": "Pa', {"city": "Pa"}),
+            "r": progress('ris"}', '{"city": "Paris"}', {"city": "Paris"}),
+        },
+    ),
+    case(
+        tool_plan,
+        {"p": plan("I will"), "q": plan(" look."), "x": start()},
+        {"a": "I will", "b": " look."},
+    ),
+]
 
 
-def test_assemble_never_completing() -> None:
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-s-d-", {"s": start(), "d": delta('{"a"')})
-    results = scheduler.start(lambda: source.pipe(assemble_tool_calls()))
-    assert results.messages == []
-    assert source.subscriptions == [ReactiveTest.subscribe(200, 1000)]
+@pytest.mark.parametrize("check", MATRIX)
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_matrix(case: Case, check: Check) -> None:
+    check(case)
+
+
+# --------------------------------------------------------------------------- assemble_tool_calls
 
 
 def test_assemble_upstream_error_keeps_the_open_call() -> None:
     boom = ConnectionError("boom")
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-s-d-#", {"s": start(), "d": delta('{"city": "Pa')}, boom)
-    results = scheduler.start(lambda: source.pipe(assemble_tool_calls()))
-    [message] = results.messages
-    assert message.time == 205
-    error = error_of(message)
-    assert error is boom
-    [held] = pending(error)
-    assert held == (
-        ToolCallProgress(
-            index=0,
-            id="t0",
-            name="get_weather",
-            fragment="",
-            arguments='{"city": "Pa',
-            parsed={"city": "Pa"},
-        ),
-    )
+    seen = run_marbles(lambda _: assemble_tool_calls(), "-s-d-#", CALL_EVENTS, error=boom)
+    assert seen.output == events("-----#", error=boom)
+    assert pending(boom) == ((progress("", '{"city": "Pa', {"city": "Pa"}),),)
 
 
 def test_assemble_upstream_error_with_nothing_open_attaches_nothing() -> None:
@@ -199,29 +156,10 @@ def test_assemble_upstream_error_with_nothing_open_attaches_nothing() -> None:
     assert [c.arguments for c in items] == [""]
 
 
-def test_assemble_early_disposal_unsubscribes_upstream() -> None:
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-s-d-d-d-e-|", {"s": start(), "d": delta(" "), "e": end()})
-    results = scheduler.start(lambda: source.pipe(assemble_tool_calls()), disposed=204)
-    assert results.messages == []
-    assert source.subscriptions == [ReactiveTest.subscribe(200, 204)]
-
-
-def test_assemble_state_is_per_subscription() -> None:
-    scheduler = TestScheduler()
-    source = cold(
-        scheduler,
-        "-s-d-e-|",
-        {"s": start(), "d": delta('{"city": "Paris"}'), "e": end()},
-    )
-    assembled = source.pipe(assemble_tool_calls())
-    first: list[AssembledToolCall] = []
-    second: list[AssembledToolCall] = []
-    assembled.subscribe(first.append, scheduler=scheduler)
-    scheduler.advance_to(3)
-    assembled.subscribe(second.append, scheduler=scheduler)  # while the first call is open
-    scheduler.start()
-    assert first == second == [CALL]
+def test_assemble_unexpected_event_carries_the_open_call() -> None:
+    with pytest.raises(UnexpectedEventError) as caught:
+        run([start(), delta("{"), start()], assemble_tool_calls())
+    assert pending(caught.value) == ((progress("", "{", {}),),)
 
 
 def test_call_without_arguments_is_empty_text_and_empty_dict() -> None:
@@ -304,53 +242,6 @@ def test_fixtures_assemble_like_the_final_message(fixture: str) -> None:
 # --------------------------------------------------------------------------- tool_call_progress
 
 
-def progress(fragment: str, arguments: str, parsed: dict[str, Any]) -> ToolCallProgress:
-    return ToolCallProgress(
-        index=0, id="t0", name="get_weather", fragment=fragment, arguments=arguments, parsed=parsed
-    )
-
-
-def test_progress_marble() -> None:
-    scheduler = TestScheduler()
-    source = hot(
-        scheduler,
-        "-s-d-f-e-|",
-        {"s": start(), "d": delta('{"city": "Pa'), "f": delta('ris", "days": 3}'), "e": end()},
-    )
-    results = scheduler.start(lambda: source.pipe(tool_call_progress()))
-    assert results.messages == expected(
-        "-p-q-r---|",
-        {
-            "p": progress("", "", {}),
-            "q": progress('{"city": "Pa', '{"city": "Pa', {"city": "Pa"}),
-            "r": progress(
-                'ris", "days": 3}', '{"city": "Paris", "days": 3}', {"city": "Paris", "days": 3}
-            ),
-        },
-    )
-
-
-def test_progress_empty_never_and_disposal() -> None:
-    scheduler = TestScheduler()
-    results = scheduler.start(lambda: reactivex.empty().pipe(tool_call_progress()))
-    assert results.messages == [ReactiveTest.on_completed(200)]
-
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-s-d-d-d-", {"s": start(), "d": delta(" ")})
-    results = scheduler.start(lambda: source.pipe(tool_call_progress()), disposed=204)
-    assert [m.time for m in results.messages] == [201, 203]
-    assert source.subscriptions == [ReactiveTest.subscribe(200, 204)]
-
-
-def test_progress_upstream_error_passes_unchanged() -> None:
-    boom = ConnectionError("boom")
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-s-#", {"s": start()}, boom)
-    results = scheduler.start(lambda: source.pipe(tool_call_progress()))
-    assert error_of(results.messages[-1]) is boom
-    assert pending(boom) == ()  # every fragment was already emitted
-
-
 def test_progress_fails_early_on_invalid_json() -> None:
     with pytest.raises(ToolArgumentsError) as caught:
         run([start(), delta('{"a": tru'), delta("e, x"), end()], tool_call_progress())
@@ -362,40 +253,33 @@ def test_progress_fails_at_end_on_incomplete_json() -> None:
         run([start(), delta('{"a": 1'), end()], tool_call_progress())
 
 
-def test_progress_state_is_per_subscription() -> None:
-    events = [start(), delta('{"a": 1}'), end()]
-    observable = reactivex.from_iterable(events).pipe(tool_call_progress())
-    first: list[ToolCallProgress] = []
-    second: list[ToolCallProgress] = []
-    observable.subscribe(first.append)
-    observable.subscribe(second.append)
-    assert first == second
-    assert first[-1].parsed == {"a": 1}
+def test_progress_rejects_arguments_that_are_not_an_object() -> None:
+    with pytest.raises(ToolArgumentsError, match="not an object"):
+        run([start(), delta("[1")], tool_call_progress())
+
+
+def test_progress_of_a_call_without_arguments() -> None:
+    assert run([start(), end()], tool_call_progress()) == [progress("", "", {})]
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        pytest.param([delta("{}")], id="delta-without-start"),
+        pytest.param([end()], id="end-without-start"),
+        pytest.param([start(), start()], id="started-twice"),
+    ],
+)
+def test_progress_contradicting_events_are_unexpected(events: list[ChatEvent]) -> None:
+    with pytest.raises(UnexpectedEventError):
+        run(events, tool_call_progress())
 
 
 # --------------------------------------------------------------------------- tool_plan
 
 
-def test_tool_plan_marble() -> None:
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-p-q-x-|", {"p": plan("I will"), "q": plan(" look."), "x": start()})
-    results = scheduler.start(lambda: source.pipe(tool_plan()))
-    assert results.messages == expected("-a-b---|", {"a": "I will", "b": " look."})
-
-
-def test_tool_plan_matrix() -> None:
-    boom = ConnectionError("boom")
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-p-#", {"p": plan("x")}, boom)
-    results = scheduler.start(lambda: source.pipe(tool_plan()))
-    assert results.messages == expected("-a-#", {"a": "x"}, boom)
-
-    scheduler = TestScheduler()
-    source = hot(scheduler, "-p-p-p-|", {"p": plan("x")})
-    results = scheduler.start(lambda: source.pipe(tool_plan()), disposed=202)
-    assert source.subscriptions == [ReactiveTest.subscribe(200, 202)]
-    assert run([plan(""), plan("a")], tool_plan()) == ["a"]
-    assert run([], tool_plan()) == []
+def test_tool_plan_skips_empty_pieces() -> None:
+    assert run([plan(""), plan("a"), start(), end()], tool_plan()) == ["a"]
 
 
 # --------------------------------------------------------------------------- partial JSON
