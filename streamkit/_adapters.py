@@ -28,8 +28,14 @@ from typing import Any, Generic, TypeVar
 from reactivex import Observable
 from reactivex.abc import DisposableBase
 
-from streamkit._decode import DEFAULT_MAX_EVENT_SIZE, ChatEventDecoder
-from streamkit._events import CHAT_EVENT_ADAPTER, ChatEvent
+from streamkit._accumulate import MessageAccumulator
+from streamkit._decode import (
+    DEFAULT_MAX_EVENT_SIZE,
+    ChatEventDecoder,
+    finish_reason_error,
+    truncation_error,
+)
+from streamkit._events import CHAT_EVENT_ADAPTER, ChatEvent, MessageEndEvent
 from streamkit._request import to_jsonable
 from streamkit._stream import AsyncChatStream, Cancellation, ChatStream
 
@@ -58,14 +64,13 @@ class StreamIterator(Iterator[_T], Generic[_T]):
 
     def __init__(self, source: Observable[_T], *, buffer: int = DEFAULT_BUFFER) -> None:
         self._closed = False
+        self._source = source
+        self._buffer = buffer
+        self._direct: Iterator[Any] | None = None
+        self._bridge: _ThreadBridge[_T] | None = None
         if isinstance(source, ChatStream):
-            self._cancellation: Cancellation | None = Cancellation()
-            self._direct: Iterator[Any] | None = source.iterate(self._cancellation)
-            self._bridge: _ThreadBridge[_T] | None = None
-        else:
-            self._cancellation = None
-            self._direct = None
-            self._bridge = _ThreadBridge(source, buffer)
+            # A generator: nothing is sent before the first next().
+            self._direct = source.iterate(Cancellation())
 
     def __iter__(self) -> StreamIterator[_T]:
         return self
@@ -77,7 +82,8 @@ class StreamIterator(Iterator[_T], Generic[_T]):
             if self._direct is not None:
                 item: _T = next(self._direct)
                 return item
-            assert self._bridge is not None
+            if self._bridge is None:  # subscribe on first use: the source is cold
+                self._bridge = _ThreadBridge(self._source, self._buffer)
             return self._bridge.next()
         except BaseException:
             self.close()
@@ -209,12 +215,13 @@ class AsyncStreamIterator(AsyncIterator[_T], Generic[_T]):
 
     def __init__(self, source: Observable[_T], *, buffer: int = DEFAULT_BUFFER) -> None:
         self._closed = False
+        self._source = source
+        self._buffer = buffer
         self._direct: AsyncIterator[Any] | None = None
         self._bridge: _LoopBridge[_T] | None = None
         if isinstance(source, AsyncChatStream):
+            # An async generator: nothing is sent before the first __anext__().
             self._direct = source.aiterate()
-        else:
-            self._bridge = _LoopBridge(source, buffer)
 
     def __aiter__(self) -> AsyncStreamIterator[_T]:
         return self
@@ -226,7 +233,8 @@ class AsyncStreamIterator(AsyncIterator[_T], Generic[_T]):
             if self._direct is not None:
                 item: _T = await self._direct.__anext__()
                 return item
-            assert self._bridge is not None
+            if self._bridge is None:  # subscribe on first use, on the running loop
+                self._bridge = _LoopBridge(self._source, self._buffer)
             return await self._bridge.next()
         except BaseException:
             await self.aclose()
@@ -404,15 +412,28 @@ def from_sdk_stream(sdk_events: Iterable[Any]) -> ChatStream:
     """Turn the official ``cohere`` SDK's ``chat_stream`` iterator into an Observable.
 
     Each SDK event object is converted field for field (extra fields included) into
-    streamkit's typed event. The SDK is not imported: any object with pydantic's
+    streamkit's typed event, and the stream's end follows the same rules as a live one: a
+    ``message-end`` with ``finish_reason: "ERROR"`` is delivered and then raises
+    :class:`~streamkit.errors.ServerStreamError`, and an iterator that runs out before
+    ``message-end`` raises :class:`~streamkit.errors.StreamTruncatedError` (the SDK itself
+    reports both as success). The SDK is not imported: any object with pydantic's
     ``model_dump`` (or a plain dict) is accepted. The SDK iterator is consumed lazily on
     subscription, so subscribe once.
     """
 
     def convert(cancellation: Cancellation) -> Iterator[ChatEvent]:
+        accumulator = MessageAccumulator(strict=False)
+        count = 0
         for item in sdk_events:
             if cancellation.cancelled:
                 return
-            yield CHAT_EVENT_ADAPTER.validate_python(to_jsonable(item))
+            event = CHAT_EVENT_ADAPTER.validate_python(to_jsonable(item))
+            accumulator.add(event)
+            count += 1
+            yield event
+            if isinstance(event, MessageEndEvent) and event.delta.finish_reason == "ERROR":
+                raise finish_reason_error(event, accumulator.snapshot())
+        if not accumulator.ended:
+            raise truncation_error(count, accumulator.snapshot())
 
     return ChatStream(convert, threaded=False, description="from an SDK stream")

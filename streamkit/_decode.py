@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from streamkit._accumulate import MessageAccumulator
 from streamkit._events import CHAT_EVENT_ADAPTER, ChatEvent, ErrorEvent, MessageEndEvent
+from streamkit._message import ChatResponse
 from streamkit._sse import ServerSentEvent, SSEDecoder
 from streamkit.errors import (
     EventTooLargeError,
@@ -35,7 +36,12 @@ from streamkit.errors import (
     StreamTruncatedError,
 )
 
-__all__ = ["DEFAULT_MAX_EVENT_SIZE", "ChatEventDecoder"]
+__all__ = [
+    "DEFAULT_MAX_EVENT_SIZE",
+    "ChatEventDecoder",
+    "finish_reason_error",
+    "truncation_error",
+]
 
 logger = logging.getLogger("streamkit")
 
@@ -91,6 +97,12 @@ class ChatEventDecoder:
                 # The message-end is delivered (operators may want it); the error follows.
                 self.done = True
                 raise self._finish_reason_error(event)
+        limit = self._sse.error
+        if limit is not None:
+            # A limit crossed after the events above in the same chunk: report it now, not on
+            # the next read (which may never come if the server stalls).
+            limit.partial_message = self.accumulator.snapshot()
+            raise limit
 
     def decode(self, raw: ServerSentEvent) -> ChatEvent | None:
         """Turn one raw SSE event into a typed event and fold it into the partial message.
@@ -124,30 +136,21 @@ class ChatEventDecoder:
         return event
 
     def _finish_reason_error(self, event: MessageEndEvent) -> ServerStreamError:
-        reason = event.delta.error or ""
-        code = event.delta.error_type
-        return ServerStreamError(
-            "the server ended the stream with an error"
-            + (f" ({code})" if code else "")
-            + (f": {reason}" if reason else ""),
-            error=reason,
-            error_type=code,
-            event=event,
-            partial_message=self.accumulator.snapshot(),
-        )
+        return finish_reason_error(event, self.accumulator.snapshot())
 
     def finish(self) -> None:
         """Call at the end of the body: raise if the stream ended before ``message-end``."""
-        self._sse.flush()
+        try:
+            self._sse.flush()
+        except (EventTooLargeError, LineTooLargeError) as error:
+            error.partial_message = self.accumulator.snapshot()
+            raise
         if self.finished:
             return
         tail = ""
         if self._sse.unterminated:
             tail = f"; its last event ({self._sse.pending_size} characters) was cut off"
-        raise StreamTruncatedError(
-            f"the stream ended before message-end after {self.events} events{tail}",
-            partial_message=self.accumulator.snapshot(),
-        )
+        raise truncation_error(self.events, self.accumulator.snapshot(), tail)
 
     def _malformed(self, raw: ServerSentEvent, error: ValidationError) -> MalformedEventError:
         kind = _json_type(raw.data)
@@ -191,3 +194,26 @@ def _json_type(data: str) -> str | None:
         return None
     kind = payload.get("type") if isinstance(payload, dict) else None
     return kind if isinstance(kind, str) else None
+
+
+def finish_reason_error(event: MessageEndEvent, partial: ChatResponse) -> ServerStreamError:
+    """The error for a ``message-end`` whose ``finish_reason`` is ``"ERROR"``."""
+    reason = event.delta.error or ""
+    code = event.delta.error_type
+    return ServerStreamError(
+        "the server ended the stream with an error"
+        + (f" ({code})" if code else "")
+        + (f": {reason}" if reason else ""),
+        error=reason,
+        error_type=code,
+        event=event,
+        partial_message=partial,
+    )
+
+
+def truncation_error(events: int, partial: ChatResponse, tail: str = "") -> StreamTruncatedError:
+    """The error for a stream that ended before ``message-end``."""
+    return StreamTruncatedError(
+        f"the stream ended before message-end after {events} events{tail}",
+        partial_message=partial,
+    )

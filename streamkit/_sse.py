@@ -206,6 +206,11 @@ class SSEDecoder:
         return self._retry
 
     @property
+    def error(self) -> EventTooLargeError | LineTooLargeError | None:
+        """A limit crossed after events :meth:`feed` already returned: the next call raises it."""
+        return self._error
+
+    @property
     def unterminated(self) -> bool:
         """Whether the stream so far ends in the middle of an event.
 

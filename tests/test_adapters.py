@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import reactivex
 from reactivex import operators as ops
-from reactivex.subject import Subject
+from reactivex.disposable import Disposable
 
 from streamkit import (
+    AsyncClient,
     ChatEvent,
     Client,
     ContentDeltaEvent,
@@ -32,10 +33,15 @@ from streamkit import errors as E
 from tests.test_client import KEY, MESSAGES, end, text_stream
 
 
-def body_of(events: list[dict[str, Any]], *, done: bool = True) -> bytes:
-    raw = b"".join(
-        f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events
+def text_pieces(events: reactivex.Observable[ChatEvent]) -> reactivex.Observable[str]:
+    return events.pipe(
+        ops.filter(lambda e: isinstance(e, ContentDeltaEvent)),
+        ops.map(lambda e: e.text if isinstance(e, ContentDeltaEvent) and e.text else ""),
     )
+
+
+def body_of(events: list[dict[str, Any]], *, done: bool = True) -> bytes:
+    raw = b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
     return raw + (b"data: [DONE]\n\n" if done else b"")
 
 
@@ -96,18 +102,13 @@ def test_from_sdk_stream_converts_the_official_sdks_events(offline: OfflineServe
 
 
 def test_to_iterator_over_a_pipeline() -> None:
-    stream = from_events(text_stream("a", "b", "c")).pipe(
-        ops.filter(lambda e: isinstance(e, ContentDeltaEvent)),
-        ops.map(lambda e: e.text),
-    )
+    stream = text_pieces(from_events(text_stream("a", "b", "c")))
     assert list(to_iterator(stream)) == ["a", "b", "c"]
 
 
 def test_to_iterator_raises_the_streams_error_after_its_items() -> None:
     boom = ValueError("boom")
-    stream: reactivex.Observable[int] = reactivex.concat(
-        reactivex.of(1, 2), reactivex.throw(boom)
-    )
+    stream: reactivex.Observable[int] = reactivex.concat(reactivex.of(1, 2), reactivex.throw(boom))
     got: list[int] = []
     with pytest.raises(ValueError) as caught:
         for item in to_iterator(stream):
@@ -136,16 +137,15 @@ def test_to_iterator_bridge_blocks_a_fast_producer_instead_of_buffering_everythi
 
 
 def test_closing_the_bridge_disposes_the_subscription() -> None:
-    subject: Subject[int] = Subject()
     disposed = threading.Event()
-    source = subject.pipe(ops.finally_action(disposed.set))
-    iterator = to_iterator(source)
-    for _ in range(100):
-        if subject.observers:
-            break
-        threading.Event().wait(0.01)
-    subject.on_next(1)
+
+    def one_then_silence(observer: Any, _: Any) -> Any:
+        observer.on_next(1)
+        return Disposable(disposed.set)
+
+    iterator = to_iterator(reactivex.create(one_then_silence))
     assert next(iterator) == 1
+    assert not disposed.is_set()
     iterator.close()
     assert disposed.wait(5)
 
@@ -168,17 +168,13 @@ def test_to_async_iterator_over_a_sync_pipeline_and_an_async_client(
 ) -> None:
     async def main() -> tuple[list[str], list[ChatEvent]]:
         texts: list[str] = []
-        stream = from_events(text_stream("a", "b")).pipe(
-            ops.filter(lambda e: isinstance(e, ContentDeltaEvent)),
-            ops.map(lambda e: e.text),
-        )
+        stream = text_pieces(from_events(text_stream("a", "b")))
         async with to_async_iterator(stream) as items:
             async for text in items:
                 texts.append(text)
-        from streamkit import AsyncClient
-
         async with AsyncClient(KEY, base_url=offline.base_url) as client:
-            events = [e async for e in to_async_iterator(client.chat_stream(model="m", messages=MESSAGES))]
+            chat = client.chat_stream(model="m", messages=MESSAGES)
+            events = [e async for e in to_async_iterator(chat)]
         return texts, events
 
     texts, events = asyncio.run(main())
@@ -203,4 +199,5 @@ def test_to_async_iterator_raises_the_error() -> None:
                 got.append(event)
         return got
 
-    assert [e.type for e in asyncio.run(main())] == ["message-start", "content-start", "message-end"]
+    types = [e.type for e in asyncio.run(main())]
+    assert types == ["message-start", "content-start", "message-end"]
