@@ -101,6 +101,10 @@ def final_message() -> Callable[[Observable[ChatEvent]], Observable[ChatResponse
       :class:`~streamkit.errors.ServerStreamError` after the event, so over a live
       stream the message arrives as the error's pending item instead.
 
+    Streams are cold: each subscription sends its own request. To get the final message
+    and, say, the text as it streams from one request, share it first:
+    ``shared = stream.pipe(reactivex.operators.share())``.
+
     Marble::
 
         -a-b-c-|        a, b, c: events

@@ -558,6 +558,7 @@ def assemble_tool_calls() -> Callable[[Observable[ChatEvent]], Observable[Assemb
             scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             calls: dict[int, _OpenCall] = {}
+            started: set[int] = set()  # every index seen, to reject one started twice
             stopped = False
 
             def held() -> tuple[ToolCallProgress, ...]:
@@ -585,8 +586,9 @@ def assemble_tool_calls() -> Callable[[Observable[ChatEvent]], Observable[Assemb
                     return
                 try:
                     if isinstance(event, ToolCallStartEvent):
-                        if event.index in calls:
+                        if event.index in started:
                             raise _unexpected(event, f"tool call {event.index} started twice")
+                        started.add(event.index)
                         calls[event.index] = _OpenCall(event.tool_call)
                         if event.tool_call.function.arguments:
                             calls[event.index].pieces.append(event.tool_call.function.arguments)
@@ -683,6 +685,7 @@ def tool_call_progress() -> Callable[[Observable[ChatEvent]], Observable[ToolCal
             scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             calls: dict[int, _OpenCall] = {}
+            started: set[int] = set()  # every index seen, to reject one started twice
             stopped = False
 
             def emit(index: int, call: _OpenCall, fragment: str) -> None:
@@ -705,8 +708,9 @@ def tool_call_progress() -> Callable[[Observable[ChatEvent]], Observable[ToolCal
                     return
                 try:
                     if isinstance(event, ToolCallStartEvent):
-                        if event.index in calls:
+                        if event.index in started:
                             raise _unexpected(event, f"tool call {event.index} started twice")
+                        started.add(event.index)
                         call = calls[event.index] = _OpenCall(event.tool_call)
                         call.parser = PartialJSONParser()
                         emit(event.index, call, event.tool_call.function.arguments)

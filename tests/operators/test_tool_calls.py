@@ -187,6 +187,7 @@ def test_arguments_that_are_not_an_object_are_an_error() -> None:
         pytest.param([delta("{}"), end()], id="delta-without-start"),
         pytest.param([end()], id="end-without-start"),
         pytest.param([start(), start()], id="started-twice"),
+        pytest.param([start(), end(), start()], id="started-again-after-end"),
     ],
 )
 def test_contradicting_events_are_unexpected(events: list[ChatEvent]) -> None:
@@ -268,6 +269,7 @@ def test_progress_of_a_call_without_arguments() -> None:
         pytest.param([delta("{}")], id="delta-without-start"),
         pytest.param([end()], id="end-without-start"),
         pytest.param([start(), start()], id="started-twice"),
+        pytest.param([start(), end(), start()], id="started-again-after-end"),
     ],
 )
 def test_progress_contradicting_events_are_unexpected(events: list[ChatEvent]) -> None:
