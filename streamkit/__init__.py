@@ -1,9 +1,14 @@
 """streamkit: Cohere V2 chat streams as Observables of typed events.
 
->>> from streamkit import Client, to_iterator                    # doctest: +SKIP
->>> stream = Client().chat_stream(model="command-a-03-2025",     # doctest: +SKIP
-...                               messages=[{"role": "user", "content": "Hi"}])
->>> for event in to_iterator(stream): ...                        # doctest: +SKIP
+::
+
+    from streamkit import Client, to_iterator
+
+    stream = Client().chat_stream(
+        model="command-a-03-2025", messages=[{"role": "user", "content": "Hi"}]
+    )
+    for event in to_iterator(stream):
+        print(event.type)
 
 Streams are cold: each subscription sends its own request. Share one request between
 several consumers with ``stream.pipe(reactivex.operators.share())``. The operators live in
