@@ -35,6 +35,7 @@ from streamkit._events import (
 from streamkit.errors import ToolArgumentsError, UnexpectedEventError
 
 __all__ = [
+    "MISSING",
     "AssembledToolCall",
     "PartialJSONParser",
     "ToolCallProgress",
@@ -448,12 +449,17 @@ def _parse_arguments(index: int, call: ToolCall, text: str) -> dict[str, Any]:
     if not text.strip():
         return {}
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_reject_constant)
     except ValueError as error:
         raise _arguments_error(index, call, text, f"are not valid JSON ({error})") from error
     if not isinstance(value, dict):
         raise _arguments_error(index, call, text, f"are JSON {type(value).__name__}, not an object")
     return value
+
+
+def _reject_constant(name: str) -> Any:
+    """Refuse ``NaN`` and ``Infinity``: Python's json reads them, but they are not JSON."""
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _arguments_error(index: int, call: ToolCall, text: str, problem: str) -> ToolArgumentsError:

@@ -176,6 +176,14 @@ def test_invalid_arguments_are_an_error_with_the_raw_text() -> None:
     assert caught.value.name == "get_weather"
 
 
+@pytest.mark.parametrize("text", ['{"a": NaN}', '{"a": -Infinity}'])
+def test_non_json_constants_are_an_error(text: str) -> None:
+    with pytest.raises(ToolArgumentsError, match="not valid JSON"):
+        run([start(), delta(text), end()], assemble_tool_calls())
+    with pytest.raises(ToolArgumentsError):
+        run([start(), delta(text), end()], tool_call_progress())
+
+
 def test_arguments_that_are_not_an_object_are_an_error() -> None:
     with pytest.raises(ToolArgumentsError, match="not an object"):
         run([start(), delta("[1, 2]"), end()], assemble_tool_calls())
