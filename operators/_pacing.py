@@ -102,10 +102,7 @@ def smooth(
                 # One step of the typist: called when the pace allows a unit to go out now.
                 nonlocal ticking
                 if not backlog:
-                    ticking = False
-                    if completed:
-                        stop()
-                        observer.on_completed()
+                    ticking = False  # idle: the next unit may go out as soon as it comes
                     return
                 observer.on_next(backlog.popleft())
                 if completed and not backlog:
@@ -150,7 +147,10 @@ def smooth(
                     completed = True
                     if words is not None and (rest := words.flush()):
                         backlog.append(rest)
-                    if not ticking:
+                    if not backlog:
+                        stop()
+                        observer.on_completed()
+                    elif not ticking:
                         release()
 
             upstream = source.subscribe(

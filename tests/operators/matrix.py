@@ -78,9 +78,11 @@ __all__ = [
     "Case",
     "Check",
     "Event",
+    "Run",
     "UpstreamError",
     "docstring_marbles",
     "events",
+    "normalise",
     "run",
 ]
 
@@ -181,7 +183,8 @@ def _recorded(parsed: list[Event], shift: float = 0) -> list[Recorded[Any]]:
     return records
 
 
-def _normalise(messages: list[Recorded[Any]]) -> list[Event]:
+def normalise(messages: list[Recorded[Any]]) -> list[Event]:
+    """Turn a MockObserver's messages into ``(tick, kind, value)`` events."""
     out: list[Event] = []
     for message in messages:
         notification = message.value
@@ -217,7 +220,7 @@ def run(
     hot = scheduler.create_hot_observable(_recorded(events(source, inputs, error)))
     built = operator(scheduler)
     observer = scheduler.start(lambda: hot.pipe(built), disposed=disposed)
-    return Run(_normalise(observer.messages), list(hot.subscriptions))
+    return Run(normalise(observer.messages), list(hot.subscriptions))
 
 
 def docstring_marbles(function: Callable[..., Any]) -> tuple[str, str]:
@@ -342,8 +345,8 @@ def check_per_subscription(case: Case) -> None:
     scheduler.schedule_absolute(SUBSCRIBED + late, subscriber(second))
     scheduler.start()
     expected = _expect(case, case.expected)
-    assert _normalise(first.messages) == expected
-    assert _normalise(second.messages) == [(tick + late, k, v) for tick, k, v in expected]
+    assert normalise(first.messages) == expected
+    assert normalise(second.messages) == [(tick + late, k, v) for tick, k, v in expected]
     ended = _terminal_tick(case.source) - SUBSCRIBED
     assert cold.subscriptions == [
         Subscription(SUBSCRIBED, int(SUBSCRIBED + ended)),
