@@ -11,6 +11,9 @@ Marble legend (used in every operator's docstring)::
     -    one tick of time              |    on_completed
     a    one item (letters name items) #    on_error
     ^    subscription                  (ab) several items in one tick
+
+Every character takes one tick, a group's brackets included (as in RxJS), so diagrams stay
+aligned: ``-a-(bc)-d`` has b and c at tick 3 and d at tick 8.
 """
 
 from operators._citations import PairedCitation, pair_citations

@@ -175,7 +175,8 @@ def idle_flush(
     Splitting goes on from there (a code block keeps its state). The output stays lossless:
     joined, it is the input joined; but where a stall cut a sentence, the pieces depend on
     the timing. The rest is flushed on completion; on an upstream error it rides on the
-    error (read it with :func:`pending`).
+    error (read it with :func:`pending`). Use it in place of :func:`buffer_sentences`, not
+    after it: a whole sentence in waits for the next one to begin, like any sentence.
 
     Marble (``seconds`` = 3 ticks)::
 

@@ -184,8 +184,8 @@ class _SentenceSplitter:
         rest = self._buffer
         self._buffer = ""
         self._scanned = 0
-        if rest.endswith("\n"):
-            self._line_start = True
+        if "\n" in rest[len(rest.rstrip()) :]:
+            self._line_start = True  # the text was waiting for the next line to start
         self._buffer_line_start = self._line_start
         return rest
 

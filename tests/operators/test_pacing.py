@@ -234,3 +234,14 @@ def test_idle_flush_is_lossless_whatever_the_timing(
     items = [value for _, kind, value in seen if kind == "N"]
     assert "".join(items) == "".join(piece for _, piece in pieces)
     assert all(items)
+
+
+def test_a_stall_at_a_line_break_keeps_the_next_line_a_line() -> None:
+    inputs = {"a": "Intro:\n  ", "b": "1. One\n2. Two"}
+    seen = timeline(idle_flush(2 * FRAME), "-a---b|", inputs)
+    assert seen == [
+        (3, "N", "Intro:\n  "),
+        (5, "N", "1. One\n"),  # "1." still opens a list item: no cut after it
+        (6, "N", "2. Two"),
+        (6, "C", None),
+    ]
