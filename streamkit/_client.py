@@ -9,10 +9,13 @@ never appears in a repr, a log line or an error.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -21,8 +24,10 @@ from streamkit._decode import DEFAULT_MAX_EVENT_SIZE, ChatEventDecoder
 from streamkit._events import ChatEvent
 from streamkit._message import ChatResponse
 from streamkit._request import NOT_GIVEN, NotGiven, RequestOptions, build_chat_body
-from streamkit._stream import AsyncChatStream, Cancellation, ChatStream
+from streamkit._retry import RetryPolicy
+from streamkit._stream import AsyncChatStream, Cancellation, ChatStream, shutdown_socket
 from streamkit._version import __version__
+from streamkit._watchdog import Watch, watch
 from streamkit.errors import (
     APIConnectionError,
     APIStatusError,
@@ -30,7 +35,6 @@ from streamkit.errors import (
     MissingAPIKeyError,
     NotEventStreamError,
     StreamInterruptedError,
-    StreamkitError,
     StreamTimeoutError,
     status_error_from_body,
 )
@@ -63,7 +67,13 @@ class _ClientConfig:
         base_url: str | None,
         max_event_size: int,
         client_name: str | None,
+        max_retries: int = 2,
+        idle_timeout: float | None = None,
+        deadline: float | None = None,
     ) -> None:
+        for name, value in (("idle_timeout", idle_timeout), ("deadline", deadline)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds or None")
         key = api_key if api_key is not None else os.environ.get("CO_API_KEY")
         if not key:
             raise MissingAPIKeyError(
@@ -74,6 +84,15 @@ class _ClientConfig:
         self.base_url = url.rstrip("/")
         self.max_event_size = max_event_size
         self.client_name = client_name
+        self.retry = RetryPolicy(max_retries=max_retries)
+        self.idle_timeout = idle_timeout
+        self.deadline = deadline
+
+    def plan(self, options: RequestOptions | None) -> _StreamPlan:
+        retry = self.retry
+        if options and "max_retries" in options:
+            retry = dataclasses.replace(retry, max_retries=options["max_retries"])
+        return _StreamPlan(retry, self.max_event_size, self.idle_timeout, self.deadline)
 
     def headers(self, *, stream: bool, extra: Mapping[str, Any] | None) -> dict[str, str]:
         headers = {
@@ -119,6 +138,22 @@ class _ClientConfig:
         return f"model={arguments.get('model')!r} base_url={self.base_url!r}"
 
 
+@dataclasses.dataclass(frozen=True)
+class _StreamPlan:
+    """The settings one request streams with."""
+
+    retry: RetryPolicy
+    max_event_size: int
+    idle_timeout: float | None
+    deadline: float | None
+
+    def remaining(self, started: float) -> float | None:
+        """Seconds left before the overall deadline (None without one)."""
+        if self.deadline is None:
+            return None
+        return self.deadline - (time.monotonic() - started)
+
+
 def _check_stream_response(response: httpx.Response, body: bytes | None) -> None:
     """Raise the typed error for a non-2xx or non-SSE answer (``body`` already read)."""
     if not response.is_success:
@@ -161,8 +196,15 @@ def _connection_error(error: httpx.TransportError, request: httpx.Request) -> AP
 
 
 def _interrupted(
-    error: httpx.TransportError, decoder: ChatEventDecoder, request: httpx.Request
+    error: httpx.TransportError,
+    decoder: ChatEventDecoder,
+    request: httpx.Request,
+    guard: Watch | None,
+    plan: _StreamPlan,
 ) -> StreamInterruptedError:
+    expired = _expired(decoder, request, guard, plan)
+    if expired is not None:
+        return expired
     what = type(error).__name__
     partial = decoder.accumulator.snapshot()
     count = decoder.events
@@ -179,6 +221,33 @@ def _interrupted(
     )
 
 
+def _expired(
+    decoder: ChatEventDecoder,
+    request: httpx.Request,
+    guard: Watch | None,
+    plan: _StreamPlan,
+) -> StreamTimeoutError | None:
+    """The timeout error if the watchdog cut the stream (its socket shut down), else None."""
+    partial = decoder.accumulator.snapshot()
+    count = decoder.events
+    expired = guard.expired if guard is not None else None
+    if expired == "idle":
+        return StreamTimeoutError(
+            f"no event for {plan.idle_timeout} s (idle_timeout) after {count} events",
+            partial_message=partial,
+            request=request,
+            reason="idle",
+        )
+    if expired == "deadline":
+        return StreamTimeoutError(
+            f"the stream passed its {plan.deadline} s deadline after {count} events",
+            partial_message=partial,
+            request=request,
+            reason="deadline",
+        )
+    return None
+
+
 # ----------------------------------------------------------------------------- sync
 
 
@@ -193,6 +262,13 @@ class Client:
             ownership: ``close()`` leaves it open.
         max_event_size: The largest single event accepted, in characters (default 16 MiB).
         client_name: Sent as ``X-Client-Name``, as the official SDK does.
+        max_retries: How often to retry a request that failed before its first event was
+            delivered: connection errors, timeouts before the first byte, 429 and 5xx
+            (500, 502, 503, 504), honouring ``Retry-After``. Never after an event.
+        idle_timeout: Seconds a stream may go without an event (keep-alive comments do not
+            count) before it fails with ``StreamTimeoutError``; None to wait forever.
+        deadline: Seconds a whole stream may take, retries included, before it fails with
+            ``StreamTimeoutError``; None for no limit.
 
     Raises:
         MissingAPIKeyError: If no key is given and ``CO_API_KEY`` is not set.
@@ -216,8 +292,19 @@ class Client:
         http_client: httpx.Client | None = None,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         client_name: str | None = None,
+        max_retries: int = 2,
+        idle_timeout: float | None = None,
+        deadline: float | None = None,
     ) -> None:
-        self._config = _ClientConfig(api_key, base_url, max_event_size, client_name)
+        self._config = _ClientConfig(
+            api_key,
+            base_url,
+            max_event_size,
+            client_name,
+            max_retries=max_retries,
+            idle_timeout=idle_timeout,
+            deadline=deadline,
+        )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=timeout)
         if http_client is not None and timeout is not DEFAULT_TIMEOUT:
@@ -284,7 +371,8 @@ class Client:
 
         def events(cancellation: Cancellation) -> Iterator[ChatEvent]:
             request = config.request(http, arguments, stream=True, options=request_options)
-            yield from _stream_events(http, request, config.max_event_size, cancellation)
+            plan = config.plan(request_options)
+            yield from _stream_events(http, request, plan, cancellation)
 
         return ChatStream(events, threaded=True, description=config.describe(arguments))
 
@@ -306,45 +394,95 @@ class Client:
         """
         arguments.update(model=model, messages=messages)
         request = self._config.request(self._http, arguments, stream=False, options=request_options)
-        try:
-            response = self._http.send(request)
-        except httpx.TransportError as error:
-            raise _connection_error(error, request) from error
-        if not response.is_success:
-            raise _status_error(response, response.content)
-        return ChatResponse.model_validate_json(response.content)
+        plan = self._config.plan(request_options)
+        retries = 0
+        while True:
+            try:
+                try:
+                    response = self._http.send(request)
+                except httpx.TransportError as error:
+                    raise _connection_error(error, request) from error
+                if not response.is_success:
+                    raise _status_error(response, response.content)
+                return ChatResponse.model_validate_json(response.content)
+            except (APIConnectionError, APIStatusError) as error:
+                delay = _retry_delay(plan, retries, error)
+                if delay is None:
+                    raise
+                _log_retry(error, delay, retries, plan)
+                time.sleep(delay)
+                retries += 1
 
 
 def _stream_events(
     http: httpx.Client,
     request: httpx.Request,
-    max_event_size: int,
+    plan: _StreamPlan,
     cancellation: Cancellation,
+) -> Iterator[ChatEvent]:
+    """Stream one request's events, retrying only while none has been delivered."""
+    started = time.monotonic()
+    retries = 0
+    while True:
+        delivered = False
+        try:
+            for event in _stream_once(http, request, plan, cancellation, started):
+                delivered = True
+                yield event
+            return
+        except (APIConnectionError, APIStatusError, StreamInterruptedError) as error:
+            delay = None if delivered else _retry_delay(plan, retries, error)
+            if delay is None or cancellation.cancelled:
+                raise
+            remaining = plan.remaining(started)
+            if remaining is not None and delay >= remaining:
+                raise
+            _log_retry(error, delay, retries, plan)
+            if cancellation.wait(delay):
+                return
+            retries += 1
+
+
+def _stream_once(
+    http: httpx.Client,
+    request: httpx.Request,
+    plan: _StreamPlan,
+    cancellation: Cancellation,
+    started: float,
 ) -> Iterator[ChatEvent]:
     try:
         response = http.send(request, stream=True)
     except httpx.TransportError as error:
         raise _connection_error(error, request) from error
-    decoder = ChatEventDecoder(max_event_size=max_event_size)
+    decoder = ChatEventDecoder(max_event_size=plan.max_event_size)
     cancellation.attach(response)
+    guard = _watch(plan, started, cancellation.abort_response)
     try:
         if _needs_body(response):
             _check_stream_response(response, response.read())
         chunks = response.iter_bytes()
         try:
             for chunk in chunks:
-                yield from decoder.feed(chunk)
+                for event in decoder.feed(chunk):
+                    if guard is not None:
+                        guard.touch()
+                    yield event
                 if decoder.done:
                     _drain(chunks)
                     return
-        except StreamkitError:
-            raise
         except httpx.TransportError as error:
             if cancellation.cancelled:
                 return
-            raise _interrupted(error, decoder, request) from error
+            raise _interrupted(error, decoder, request, guard, plan) from error
+        if cancellation.cancelled:
+            return
+        timed_out = _expired(decoder, request, guard, plan)
+        if timed_out is not None:  # the shut-down socket read as a clean end of body
+            raise timed_out
         decoder.finish()
     finally:
+        if guard is not None:
+            guard.stop()
         cancellation.detach()
         response.close()
 
@@ -359,6 +497,33 @@ def _drain(chunks: Iterator[bytes]) -> None:
                 return
     except httpx.TransportError:
         return
+
+
+def _watch(plan: _StreamPlan, started: float, abort: Callable[[], None]) -> Watch | None:
+    return watch(plan.idle_timeout, plan.remaining(started), lambda _reason: abort())
+
+
+def _retry_delay(plan: _StreamPlan, retries: int, error: Exception) -> float | None:
+    """How long to wait before retrying after ``error``, or None not to retry."""
+    if isinstance(error, APIStatusError):
+        return plan.retry.delay_for_status(retries, error.status_code, error.headers)
+    if isinstance(error, StreamTimeoutError) and error.reason is not None:
+        return None  # our own idle timeout or deadline: waiting again would not help
+    return plan.retry.delay_for_transport_error(retries)
+
+
+def _log_retry(error: Exception, delay: float, retries: int, plan: _StreamPlan) -> None:
+    if isinstance(error, APIStatusError):
+        what = f"HTTP {error.status_code}"
+    else:
+        what = type(error).__name__
+    logger.info(
+        "retrying after %s in %.2f s (retry %d of %d)",
+        what,
+        delay,
+        retries + 1,
+        plan.retry.max_retries,
+    )
 
 
 # ----------------------------------------------------------------------------- async
@@ -380,8 +545,19 @@ class AsyncClient:
         http_client: httpx.AsyncClient | None = None,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         client_name: str | None = None,
+        max_retries: int = 2,
+        idle_timeout: float | None = None,
+        deadline: float | None = None,
     ) -> None:
-        self._config = _ClientConfig(api_key, base_url, max_event_size, client_name)
+        self._config = _ClientConfig(
+            api_key,
+            base_url,
+            max_event_size,
+            client_name,
+            max_retries=max_retries,
+            idle_timeout=idle_timeout,
+            deadline=deadline,
+        )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
         if http_client is not None and timeout is not DEFAULT_TIMEOUT:
@@ -442,7 +618,8 @@ class AsyncClient:
 
         async def events() -> AsyncIterator[ChatEvent]:
             request = config.request(http, arguments, stream=True, options=request_options)
-            async for event in _astream_events(http, request, config.max_event_size):
+            plan = config.plan(request_options)
+            async for event in _astream_events(http, request, plan):
                 yield event
 
         return AsyncChatStream(events, description=config.describe(arguments))
@@ -458,23 +635,60 @@ class AsyncClient:
         """Get a whole chat reply without streaming; see :meth:`Client.chat`."""
         arguments.update(model=model, messages=messages)
         request = self._config.request(self._http, arguments, stream=False, options=request_options)
-        try:
-            response = await self._http.send(request)
-        except httpx.TransportError as error:
-            raise _connection_error(error, request) from error
-        if not response.is_success:
-            raise _status_error(response, response.content)
-        return ChatResponse.model_validate_json(response.content)
+        plan = self._config.plan(request_options)
+        retries = 0
+        while True:
+            try:
+                try:
+                    response = await self._http.send(request)
+                except httpx.TransportError as error:
+                    raise _connection_error(error, request) from error
+                if not response.is_success:
+                    raise _status_error(response, response.content)
+                return ChatResponse.model_validate_json(response.content)
+            except (APIConnectionError, APIStatusError) as error:
+                delay = _retry_delay(plan, retries, error)
+                if delay is None:
+                    raise
+                _log_retry(error, delay, retries, plan)
+                await asyncio.sleep(delay)
+                retries += 1
 
 
 async def _astream_events(
-    http: httpx.AsyncClient, request: httpx.Request, max_event_size: int
+    http: httpx.AsyncClient, request: httpx.Request, plan: _StreamPlan
+) -> AsyncIterator[ChatEvent]:
+    """Stream one request's events on this loop, retrying only while none was delivered."""
+    started = time.monotonic()
+    retries = 0
+    while True:
+        delivered = False
+        try:
+            async for event in _astream_once(http, request, plan, started):
+                delivered = True
+                yield event
+            return
+        except (APIConnectionError, APIStatusError, StreamInterruptedError) as error:
+            delay = None if delivered else _retry_delay(plan, retries, error)
+            if delay is None:
+                raise
+            remaining = plan.remaining(started)
+            if remaining is not None and delay >= remaining:
+                raise
+            _log_retry(error, delay, retries, plan)
+            await asyncio.sleep(delay)
+            retries += 1
+
+
+async def _astream_once(
+    http: httpx.AsyncClient, request: httpx.Request, plan: _StreamPlan, started: float
 ) -> AsyncIterator[ChatEvent]:
     try:
         response = await http.send(request, stream=True)
     except httpx.TransportError as error:
         raise _connection_error(error, request) from error
-    decoder = ChatEventDecoder(max_event_size=max_event_size)
+    decoder = ChatEventDecoder(max_event_size=plan.max_event_size)
+    guard = _watch(plan, started, lambda: shutdown_socket(response))
     try:
         if _needs_body(response):
             _check_stream_response(response, await response.aread())
@@ -482,16 +696,21 @@ async def _astream_events(
         try:
             async for chunk in chunks:
                 for event in decoder.feed(chunk):
+                    if guard is not None:
+                        guard.touch()
                     yield event
                 if decoder.done:
                     await _adrain(chunks)
                     return
-        except StreamkitError:
-            raise
         except httpx.TransportError as error:
-            raise _interrupted(error, decoder, request) from error
+            raise _interrupted(error, decoder, request, guard, plan) from error
+        timed_out = _expired(decoder, request, guard, plan)
+        if timed_out is not None:  # the shut-down socket read as a clean end of body
+            raise timed_out
         decoder.finish()
     finally:
+        if guard is not None:
+            guard.stop()
         await response.aclose()
 
 

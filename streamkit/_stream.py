@@ -30,7 +30,13 @@ from reactivex.scheduler.eventloop import AsyncIOScheduler
 from streamkit._events import ChatEvent
 from streamkit.errors import StreamkitError
 
-__all__ = ["AsyncChatStream", "Cancellation", "ChatStream", "NoEventLoopError"]
+__all__ = [
+    "AsyncChatStream",
+    "Cancellation",
+    "ChatStream",
+    "NoEventLoopError",
+    "shutdown_socket",
+]
 
 
 class NoEventLoopError(StreamkitError):
@@ -48,12 +54,24 @@ class Cancellation:
     another thread would not).
     """
 
-    __slots__ = ("_lock", "_response", "cancelled")
+    __slots__ = ("_event", "_lock", "_response", "cancelled")
 
     def __init__(self) -> None:
         self.cancelled = False
         self._response: httpx.Response | None = None
         self._lock = threading.Lock()
+        self._event = threading.Event()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds`` (a retry's backoff); True if cancelled meanwhile."""
+        return self._event.wait(seconds)
+
+    def abort_response(self) -> None:
+        """Break the current response's connection (a timeout fired) without cancelling."""
+        with self._lock:
+            response = self._response
+        if response is not None:
+            shutdown_socket(response)
 
     def attach(self, response: httpx.Response) -> None:
         """Register the response being read (the reader thread calls this)."""
@@ -61,7 +79,7 @@ class Cancellation:
             self._response = response
             cancelled = self.cancelled
         if cancelled:
-            _shutdown(response)
+            shutdown_socket(response)
 
     def detach(self) -> None:
         """Forget the response: it is closed or complete (the reader thread calls this)."""
@@ -73,11 +91,13 @@ class Cancellation:
         with self._lock:
             self.cancelled = True
             response = self._response
+        self._event.set()
         if response is not None:
-            _shutdown(response)
+            shutdown_socket(response)
 
 
-def _shutdown(response: httpx.Response) -> None:
+def shutdown_socket(response: httpx.Response) -> None:
+    """Shut the response's socket down, so a read blocked on it (in any thread) returns now."""
     stream = response.extensions.get("network_stream")
     sock = stream.get_extra_info("socket") if stream is not None else None
     if isinstance(sock, socket.socket):

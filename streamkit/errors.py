@@ -370,7 +370,23 @@ class StreamInterruptedError(StreamError, httpx.TransportError):
 
 
 class StreamTimeoutError(StreamInterruptedError, httpx.TimeoutException):
-    """No data arrived within the configured time once the stream had started."""
+    """The stream took too long once it had started.
+
+    Attributes:
+        reason: ``"idle"`` (no event within ``idle_timeout``), ``"deadline"`` (the whole
+            stream passed ``deadline``), or None (httpx's read timeout: no bytes at all).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        partial_message: ChatResponse | None = None,
+        request: httpx.Request | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message, partial_message=partial_message, request=request)
+        self.reason = reason
 
 
 class ServerStreamError(StreamError):

@@ -98,11 +98,11 @@ def sse_ok(events: list[dict[str, Any]], *, done: bool = True) -> list[Any]:
 
 
 @contextlib.contextmanager
-def pool1_client(base_url: str) -> Iterator[Client]:
+def pool1_client(base_url: str, **options: Any) -> Iterator[Client]:
     """A client on a pool of one connection: a leaked connection makes the next request fail."""
     limits = httpx.Limits(max_connections=1)
     with httpx.Client(limits=limits, timeout=httpx.Timeout(5.0, pool=1.0)) as http:
-        yield Client(KEY, base_url=base_url, http_client=http)
+        yield Client(KEY, base_url=base_url, http_client=http, **options)
 
 
 # ----------------------------------------------------------------------------- offline backend
@@ -265,7 +265,7 @@ def test_http_status_errors_are_typed(
         json_response(status, {"message": f"nope {status}"}, ("x-request-id", "req-42"))
     )
     scripted.enqueue(sse_ok(text_stream("ok")))
-    with pool1_client(scripted.base_url) as client:
+    with pool1_client(scripted.base_url, max_retries=0) as client:
         with pytest.raises(cls) as caught:
             list(to_iterator(client.chat_stream(model="m", messages=MESSAGES)))
         # The errored response was closed: the single pooled connection is free again.
@@ -294,7 +294,7 @@ def test_http_error_bodies_that_are_not_json(
     scripted: ScriptedServer, body: bytes, ctype: str, expected: object
 ) -> None:
     scripted.enqueue([Headers(502, ctype), Chunk(body), Finish()])
-    with Client(KEY, base_url=scripted.base_url) as client:
+    with Client(KEY, base_url=scripted.base_url, max_retries=0) as client:
         with pytest.raises(E.ServerError) as caught:
             list(to_iterator(client.chat_stream(model="m", messages=MESSAGES)))
     assert caught.value.body == expected
@@ -338,7 +338,7 @@ def test_connection_refused_is_a_connection_error_and_an_httpx_error() -> None:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    with Client(KEY, base_url=f"http://127.0.0.1:{port}") as client:
+    with Client(KEY, base_url=f"http://127.0.0.1:{port}", max_retries=0) as client:
         with pytest.raises(E.APIConnectionError) as caught:
             list(to_iterator(client.chat_stream(model="m", messages=MESSAGES)))
     assert isinstance(caught.value, httpx.TransportError)
@@ -586,7 +586,7 @@ def test_async_http_errors(scripted: ScriptedServer, status: int, cls: type[Exce
     scripted.enqueue(json_response(status, {"message": "no"}))
 
     async def main() -> BaseException | None:
-        async with AsyncClient(KEY, base_url=scripted.base_url) as client:
+        async with AsyncClient(KEY, base_url=scripted.base_url, max_retries=0) as client:
             return (await acollect(client))[1]
 
     assert type(asyncio.run(main())) is cls

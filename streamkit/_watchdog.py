@@ -1,0 +1,121 @@
+"""One daemon thread that enforces every stream's idle timeout and overall deadline.
+
+httpx's read timeout restarts on every byte, so a server that sends keep-alive comments
+(or one byte at a time) never trips it. A stream registers a :class:`Watch` here; the
+stream moves the watch's idle deadline forward on each event (a float store, nothing
+more), and when a deadline passes the watchdog calls the watch's ``expire`` callback, which
+shuts the socket down so the blocked read returns at once. The same thread serves sync and
+async streams.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+
+__all__ = ["Watch", "watch"]
+
+
+class Watch:
+    """The deadlines of one stream. Times are ``time.monotonic()`` values."""
+
+    __slots__ = ("_expire", "deadline", "expired", "idle", "idle_until", "stopped")
+
+    def __init__(
+        self, idle: float | None, deadline: float | None, expire: Callable[[str], None]
+    ) -> None:
+        now = time.monotonic()
+        self.idle = idle
+        self.idle_until = now + idle if idle is not None else None
+        self.deadline = now + deadline if deadline is not None else None
+        self.expired: str | None = None
+        """``"idle"`` or ``"deadline"`` once one passed; None before."""
+        self.stopped = False
+        self._expire = expire
+
+    def touch(self) -> None:
+        """An event arrived: the idle deadline starts again."""
+        if self.idle is not None:
+            self.idle_until = time.monotonic() + self.idle
+
+    def stop(self) -> None:
+        """The stream is over: never expire."""
+        self.stopped = True
+
+    def due(self) -> float | None:
+        """The earliest deadline still pending."""
+        times = [t for t in (self.idle_until, self.deadline) if t is not None]
+        return min(times) if times else None
+
+    def check(self, now: float) -> bool:
+        """Expire if a deadline passed; True when the watch needs no more checks."""
+        if self.stopped:
+            return True
+        if self.deadline is not None and now >= self.deadline:
+            reason = "deadline"
+        elif self.idle_until is not None and now >= self.idle_until:
+            reason = "idle"
+        else:
+            return False
+        self.expired = reason
+        self.stopped = True
+        self._expire(reason)
+        return True
+
+
+class _Watchdog:
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Watch]] = []
+        self._counter = itertools.count()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, item: Watch) -> None:
+        due = item.due()
+        if due is None:
+            return
+        with self._cond:
+            heapq.heappush(self._heap, (due, next(self._counter), item))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="streamkit-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    if not self._cond.wait(timeout=30.0) and not self._heap:
+                        self._thread = None
+                        return
+                due, _, item = self._heap[0]
+                now = time.monotonic()
+                if due > now:
+                    self._cond.wait(timeout=due - now)
+                    continue
+                heapq.heappop(self._heap)
+            if not item.check(now):
+                # The stream moved its deadline on: look again at the new time.
+                next_due = item.due()
+                if next_due is not None:
+                    with self._cond:
+                        heapq.heappush(self._heap, (next_due, next(self._counter), item))
+
+
+_WATCHDOG = _Watchdog()
+
+
+def watch(
+    idle: float | None, deadline: float | None, expire: Callable[[str], None]
+) -> Watch | None:
+    """Start watching a stream; None when it has neither an idle timeout nor a deadline."""
+    if idle is None and deadline is None:
+        return None
+    item = Watch(idle, deadline, expire)
+    _WATCHDOG.add(item)
+    return item
