@@ -70,6 +70,7 @@ class _ClientConfig:
         max_retries: int = 2,
         idle_timeout: float | None = None,
         deadline: float | None = None,
+        max_line_size: int | None = None,
     ) -> None:
         for name, value in (("idle_timeout", idle_timeout), ("deadline", deadline)):
             if value is not None and not value > 0:
@@ -87,12 +88,15 @@ class _ClientConfig:
         self.retry = RetryPolicy(max_retries=max_retries)
         self.idle_timeout = idle_timeout
         self.deadline = deadline
+        self.max_line_size = max_line_size
 
     def plan(self, options: RequestOptions | None) -> _StreamPlan:
         retry = self.retry
         if options and "max_retries" in options:
             retry = dataclasses.replace(retry, max_retries=options["max_retries"])
-        return _StreamPlan(retry, self.max_event_size, self.idle_timeout, self.deadline)
+        return _StreamPlan(
+            retry, self.max_event_size, self.max_line_size, self.idle_timeout, self.deadline
+        )
 
     def headers(self, *, stream: bool, extra: Mapping[str, Any] | None) -> dict[str, str]:
         headers = {
@@ -144,6 +148,7 @@ class _StreamPlan:
 
     retry: RetryPolicy
     max_event_size: int
+    max_line_size: int | None
     idle_timeout: float | None
     deadline: float | None
 
@@ -269,6 +274,9 @@ class Client:
             count) before it fails with ``StreamTimeoutError``; None to wait forever.
         deadline: Seconds a whole stream may take, retries included, before it fails with
             ``StreamTimeoutError``; None for no limit.
+        max_line_size: The longest single line accepted, in characters; None for no limit
+            beyond ``max_event_size``. Either limit fails with a typed error at once,
+            without reading the rest of the response.
 
     Raises:
         MissingAPIKeyError: If no key is given and ``CO_API_KEY`` is not set.
@@ -295,6 +303,7 @@ class Client:
         max_retries: int = 2,
         idle_timeout: float | None = None,
         deadline: float | None = None,
+        max_line_size: int | None = None,
     ) -> None:
         self._config = _ClientConfig(
             api_key,
@@ -304,6 +313,7 @@ class Client:
             max_retries=max_retries,
             idle_timeout=idle_timeout,
             deadline=deadline,
+            max_line_size=max_line_size,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(timeout=timeout)
@@ -454,7 +464,7 @@ def _stream_once(
         response = http.send(request, stream=True)
     except httpx.TransportError as error:
         raise _connection_error(error, request) from error
-    decoder = ChatEventDecoder(max_event_size=plan.max_event_size)
+    decoder = ChatEventDecoder(max_event_size=plan.max_event_size, max_line_size=plan.max_line_size)
     cancellation.attach(response)
     guard = _watch(plan, started, cancellation.abort_response)
     try:
@@ -548,6 +558,7 @@ class AsyncClient:
         max_retries: int = 2,
         idle_timeout: float | None = None,
         deadline: float | None = None,
+        max_line_size: int | None = None,
     ) -> None:
         self._config = _ClientConfig(
             api_key,
@@ -557,6 +568,7 @@ class AsyncClient:
             max_retries=max_retries,
             idle_timeout=idle_timeout,
             deadline=deadline,
+            max_line_size=max_line_size,
         )
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
@@ -687,7 +699,7 @@ async def _astream_once(
         response = await http.send(request, stream=True)
     except httpx.TransportError as error:
         raise _connection_error(error, request) from error
-    decoder = ChatEventDecoder(max_event_size=plan.max_event_size)
+    decoder = ChatEventDecoder(max_event_size=plan.max_event_size, max_line_size=plan.max_line_size)
     guard = _watch(plan, started, lambda: shutdown_socket(response))
     try:
         if _needs_body(response):

@@ -48,8 +48,9 @@ class RetryPolicy:
 
     def backoff(self, retry: int) -> float:
         """The wait before retry number ``retry`` (0-based) when the server named none."""
-        ceiling = min(self.max_delay, self.initial_delay * (2**retry))
-        return ceiling * self.random()
+        ceiling = min(self.max_delay, self.initial_delay * 2.0**retry)
+        jitter: float = self.random()
+        return ceiling * jitter
 
     def delay_for_status(
         self, retry: int, status_code: int, headers: Mapping[str, str]
