@@ -28,6 +28,15 @@ from streamkit._adapters import (
 )
 from streamkit._client import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, AsyncClient, Client
 from streamkit._decode import DEFAULT_MAX_EVENT_SIZE, ChatEventDecoder
+from streamkit._display import (
+    DisplayHandle,
+    adisplay_stream,
+    describe_event,
+    display_stream,
+    load_ipython_extension,
+    render_html,
+    render_text,
+)
 from streamkit._events import (
     CHAT_EVENT_ADAPTER,
     EVENT_TYPES,
@@ -65,6 +74,15 @@ from streamkit._message import (
     ThinkingContent,
 )
 from streamkit._offline import OfflineServer
+from streamkit._record import (
+    RecordedEvent,
+    Recording,
+    StreamStats,
+    read_recording,
+    record,
+    replay,
+    stream_stats,
+)
 from streamkit._request import NOT_GIVEN, NotGiven, RequestOptions
 from streamkit._sse import ServerSentEvent, SSEDecoder
 from streamkit._stream import AsyncChatStream, ChatStream, NoEventLoopError
@@ -95,6 +113,7 @@ __all__ = [
     "ContentItem",
     "ContentStartEvent",
     "DebugEvent",
+    "DisplayHandle",
     "ErrorEvent",
     "LogprobItem",
     "MessageAccumulator",
@@ -104,11 +123,14 @@ __all__ = [
     "NotGiven",
     "OfflineServer",
     "OtherContent",
+    "RecordedEvent",
+    "Recording",
     "RequestOptions",
     "SSEDecoder",
     "ServerSentEvent",
     "Source",
     "StreamIterator",
+    "StreamStats",
     "TextContent",
     "ThinkingContent",
     "ToolCall",
@@ -122,11 +144,21 @@ __all__ = [
     "UsageTokens",
     "__version__",
     "accumulate",
+    "adisplay_stream",
+    "describe_event",
+    "display_stream",
     "event_to_dict",
     "from_events",
     "from_sdk_stream",
     "from_sse_bytes",
     "from_sse_file",
+    "load_ipython_extension",
+    "read_recording",
+    "record",
+    "render_html",
+    "render_text",
+    "replay",
+    "stream_stats",
     "to_async_iterator",
     "to_iterator",
 ]

@@ -1,0 +1,934 @@
+"""Show streams and replies to people: a live view in Jupyter, and readable reprs.
+
+* :func:`display_stream` shows a stream as one Jupyter output that updates in place (an
+  IPython display handle, no widget library) while the events arrive: the text so far, the
+  thinking in a collapsible block, the tool plan, tool calls with their arguments filling
+  in, citations highlighted on the spans they cite with their sources listed, and a footer
+  with the finish reason, usage and timing. Outside a Jupyter kernel it prints the reply
+  once it is complete.
+* :func:`render_html` and :func:`render_text` turn an event, a :class:`~streamkit.ChatResponse`,
+  a tool call or a citation (the wire models and the ``operators`` results) into HTML or
+  plain text. Inside IPython they are registered with its display formatters when streamkit
+  is imported (or with ``%load_ext streamkit``), so those objects display readably.
+
+IPython is never imported here unless it is already running: ``import streamkit`` works, and
+stays light, without it. Every piece of text that comes from the model, the user or a tool
+is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
+
+from reactivex import Observable
+
+from streamkit._accumulate import MessageAccumulator
+from streamkit._adapters import to_async_iterator, to_iterator
+from streamkit._events import (
+    ChatEvent,
+    Citation,
+    CitationEndEvent,
+    CitationStartEvent,
+    ContentDeltaEvent,
+    ContentEndEvent,
+    ContentStartEvent,
+    DebugEvent,
+    ErrorEvent,
+    MessageEndEvent,
+    MessageStartEvent,
+    Source,
+    ToolCall,
+    ToolCallDeltaEvent,
+    ToolCallEndEvent,
+    ToolCallStartEvent,
+    ToolPlanDeltaEvent,
+    UnknownEvent,
+    Usage,
+)
+from streamkit._message import ChatResponse, TextContent, ThinkingContent
+from streamkit._record import Recording, StreamStats, _StatsTracker
+from streamkit._stream import ChatStream
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+__all__ = [
+    "DisplayHandle",
+    "adisplay_stream",
+    "describe_event",
+    "display_stream",
+    "load_ipython_extension",
+    "render_html",
+    "render_text",
+]
+
+DEFAULT_INTERVAL = 0.1
+"""Seconds between two updates of a live display: ten a second reads smoothly."""
+
+_CURSOR = "▌"
+_BOX = (
+    "font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; line-height: 1.5; "
+    "max-width: 52em"
+)
+_MUTED = "color: #6a737d"
+_MARK = "background: #fff3b0; border-radius: 2px; padding: 0 1px"
+_PRE = "white-space: pre-wrap; margin: 0.2em 0; font-size: 0.9em"
+
+
+def _e(value: object) -> str:
+    """Escape text for HTML content and attribute values alike."""
+    return html.escape(str(value), quote=True)
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class _Span:
+    start: int
+    end: int
+    text: str
+    numbers: tuple[int, ...]
+    """The numbers of the sources the span cites, in the sources list."""
+
+
+class _Sources:
+    """Numbers each distinct source (by type and id) in order of first citation."""
+
+    def __init__(self) -> None:
+        self.items: list[Source] = []
+        self._numbers: dict[tuple[str, str], int] = {}
+
+    def number(self, source: Source) -> int:
+        key = (source.type, source.id or json.dumps(source.model_dump(mode="json")))
+        if key not in self._numbers:
+            self.items.append(source)
+            self._numbers[key] = len(self.items)
+        return self._numbers[key]
+
+
+def _source_title(source: Source) -> str:
+    fields: dict[str, Any] = source.document or source.tool_output or {}
+    for key in ("title", "name", "url"):
+        value = fields.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    return ""
+
+
+def _source_snippet(source: Source) -> str:
+    fields: dict[str, Any] = dict(source.document or source.tool_output or {})
+    for key in ("snippet", "text", "content", "body"):
+        value = fields.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    rest = {k: v for k, v in fields.items() if k not in ("id", "title")}
+    return json.dumps(rest, ensure_ascii=False) if rest else ""
+
+
+def _source_label(source: Source) -> str:
+    return f"{source.type} {source.id}" if source.id else source.type
+
+
+def _source_html(number: int, source: Source) -> str:
+    title = _source_title(source)
+    snippet = _source_snippet(source)
+    parts = [f"<b>[{number}]</b> <code>{_e(_source_label(source))}</code>"]
+    if title:
+        parts.append(f" <b>{_e(title)}</b>")
+    if snippet and snippet != title:
+        parts.append(f' <span style="{_MUTED}">{_e(_clip(snippet, 160))}</span>')
+    return "".join(parts)
+
+
+def _source_text(number: int, source: Source) -> str:
+    title = _source_title(source)
+    snippet = _source_snippet(source)
+    line = f"[{number}] {_source_label(source)}"
+    if title:
+        line += f" {title}"
+    if snippet and snippet != title:
+        line += f": {_clip(snippet, 100)}"
+    return line
+
+
+# ----------------------------------------------------------------------------- spans
+
+
+def _place_citations(
+    response: ChatResponse, sources: _Sources
+) -> tuple[dict[int, list[_Span]], list[_Span]]:
+    """Sort the citations to the blocks they cite: content blocks by index, and the plan.
+
+    The block is the citation's ``content_index`` when the server sends one, else the last
+    block of the citation's kind (``THINKING_CONTENT`` cites thinking; anything else text),
+    which is where every real stream puts them (cohere-v2-stream.md §3).
+    """
+    content = response.message.content or []
+    last_of: dict[str, int] = {}
+    for i, item in enumerate(content):
+        last_of[item.type] = i
+    by_block: dict[int, list[_Span]] = {}
+    plan: list[_Span] = []
+    for citation in response.message.citations or ():
+        span = _Span(
+            citation.start,
+            citation.end,
+            citation.text,
+            tuple(sources.number(s) for s in citation.sources),
+        )
+        if citation.type == "PLAN":
+            plan.append(span)
+            continue
+        index = citation.content_index
+        if index is None:
+            kind = "thinking" if citation.type == "THINKING_CONTENT" else "text"
+            index = last_of.get(kind)
+        if index is not None:
+            by_block.setdefault(index, []).append(span)
+    return by_block, plan
+
+
+def _marks(numbers: Iterable[int]) -> str:
+    return ",".join(str(n) for n in sorted(set(numbers)))
+
+
+def _highlight_html(text: str, spans: Sequence[_Span]) -> str:
+    """Escape ``text`` and mark each cited span, with its source numbers after it.
+
+    Overlapping spans are handled by cutting the text at every span boundary: each piece is
+    marked when any span covers it.
+    """
+    size = len(text)
+    usable = [s for s in spans if 0 <= s.start < s.end and s.start < size]
+    if not usable:
+        return _e(text)
+    cuts = sorted({0, size, *(s.start for s in usable), *(min(s.end, size) for s in usable)})
+    out: list[str] = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        piece = _e(text[a:b])
+        covering = [s for s in usable if s.start <= a and min(s.end, size) >= b]
+        if covering:
+            title = "cites " + ", ".join(f"[{_marks(s.numbers)}]" for s in covering)
+            out.append(f'<mark style="{_MARK}" title="{_e(title)}">{piece}</mark>')
+        else:
+            out.append(piece)
+        ending = [n for s in usable if min(s.end, size) == b for n in s.numbers]
+        if ending:
+            out.append(f"<sup>[{_marks(ending)}]</sup>")
+    return "".join(out)
+
+
+def _highlight_text(text: str, spans: Sequence[_Span]) -> str:
+    """``text`` with ``[n]`` after each cited span (the plain-text form of the marks)."""
+    size = len(text)
+    ends: dict[int, list[int]] = {}
+    for s in spans:
+        if 0 <= s.start < s.end and s.start < size:
+            ends.setdefault(min(s.end, size), []).extend(s.numbers)
+    out: list[str] = []
+    position = 0
+    for end in sorted(ends):
+        out.append(text[position:end] + f"[{_marks(ends[end])}]")
+        position = end
+    out.append(text[position:])
+    return "".join(out)
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def _arguments_html(arguments: str, complete: bool) -> str:
+    if complete:
+        try:
+            shown = json.dumps(json.loads(arguments or "{}"), indent=2, ensure_ascii=False)
+        except ValueError:
+            shown = arguments
+    else:
+        shown = arguments + _CURSOR
+    return f'<pre style="{_PRE}">{_e(shown)}</pre>'
+
+
+def _tool_call_html(
+    index: int | None, call_id: str, name: str, arguments: str, *, complete: bool = True
+) -> str:
+    status = "" if complete else f' <span style="{_MUTED}">receiving arguments…</span>'
+    head = "" if index is None else f"<b>{index}.</b> "
+    return (
+        f"<div>{head}<code>{_e(name)}</code> "
+        f'<span style="{_MUTED}">{_e(call_id)}</span>{status}'
+        f"{_arguments_html(arguments, complete)}</div>"
+    )
+
+
+def _arguments_text(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments or "{}"), ensure_ascii=False)
+    except ValueError:
+        return arguments
+
+
+def _usage_parts(usage: Usage | None) -> list[str]:
+    if usage is None:
+        return []
+    parts: list[str] = []
+    tokens, billed = usage.tokens, usage.billed_units
+    if tokens is not None and (tokens.input_tokens is not None or tokens.output_tokens):
+        parts.append(f"tokens in {tokens.input_tokens} / out {tokens.output_tokens}")
+    if billed is not None and (billed.input_tokens is not None or billed.output_tokens):
+        parts.append(f"billed in {billed.input_tokens} / out {billed.output_tokens}")
+    if usage.cached_tokens:
+        parts.append(f"cached {usage.cached_tokens}")
+    return parts
+
+
+def _footer_parts(
+    response: ChatResponse,
+    stats: StreamStats | None,
+    *,
+    streaming: bool = False,
+    error: str | None = None,
+) -> list[str]:
+    parts: list[str] = []
+    if error is not None:
+        parts.append(error)
+    elif streaming:
+        parts.append("streaming…")
+    elif response.finish_reason is not None:
+        parts.append(f"finish {response.finish_reason}")
+    parts.extend(_usage_parts(response.usage))
+    if stats is not None:
+        if stats.time_to_first_token is not None:
+            parts.append(f"first token {stats.time_to_first_token:.2f} s")
+        if stats.tokens_per_second is not None and not streaming:
+            parts.append(f"{stats.tokens_per_second:.1f} tokens/s")
+        if stats.duration is not None and not streaming:
+            parts.append(f"{stats.duration:.2f} s")
+    return parts
+
+
+# ----------------------------------------------------------------------------- the message
+
+
+@dataclass(frozen=True)
+class _Progress:
+    """What a live view knows beyond the snapshot: what is still arriving, and timing."""
+
+    streaming: bool = False
+    open_calls: frozenset[int] = frozenset()
+    stats: StreamStats | None = None
+    error: str | None = None
+
+
+def _message_html(response: ChatResponse, progress: _Progress | None = None) -> str:
+    progress = progress or _Progress()
+    sources = _Sources()
+    by_block, plan_spans = _place_citations(response, sources)
+    message = response.message
+    content = message.content or []
+    last_text = max((i for i, c in enumerate(content) if isinstance(c, TextContent)), default=-1)
+    answering = last_text >= 0
+    cursor = _CURSOR if progress.streaming else ""
+    out = [f'<div class="streamkit-message" style="{_BOX}">']
+    # In stream order: thinking, the plan, the tool calls, then the answer.
+    for i, item in enumerate(content):
+        if isinstance(item, ThinkingContent):
+            is_open = " open" if progress.streaming and not answering else ""
+            out.append(
+                f"<details{is_open}><summary>Thinking ({len(item.thinking)} characters)</summary>"
+                f'<div style="{_MUTED}; white-space: pre-wrap">'
+                f"{_highlight_html(item.thinking, by_block.get(i, []))}</div></details>"
+            )
+    if message.tool_plan:
+        tail = cursor if not answering and not message.tool_calls else ""
+        out.append(
+            f'<div><span style="{_MUTED}">Plan:</span> '
+            f"<i>{_highlight_html(message.tool_plan, plan_spans)}</i>{tail}</div>"
+        )
+    if message.tool_calls:
+        out.append(f'<div><span style="{_MUTED}">Tool calls</span>')
+        for i, call in enumerate(message.tool_calls):
+            out.append(
+                _tool_call_html(
+                    i,
+                    call.id,
+                    call.function.name,
+                    call.function.arguments,
+                    complete=i not in progress.open_calls,
+                )
+            )
+        out.append("</div>")
+    for i, item in enumerate(content):
+        if isinstance(item, TextContent):
+            marked = _highlight_html(item.text, by_block.get(i, []))
+            tail = cursor if i == last_text else ""
+            out.append(f'<div style="white-space: pre-wrap">{marked}{tail}</div>')
+        elif not isinstance(item, ThinkingContent):
+            out.append(f'<div style="{_MUTED}">[a {_e(item.type)} block]</div>')
+    if not content and not message.tool_plan and not message.tool_calls and progress.streaming:
+        out.append(f'<div style="{_MUTED}">waiting for the first token…</div>')
+    if sources.items:
+        out.append(f'<div><span style="{_MUTED}">Sources</span><ol style="margin: 0.2em 0">')
+        out.extend(
+            f'<li style="list-style: none">{_source_html(n, s)}</li>'
+            for n, s in enumerate(sources.items, start=1)
+        )
+        out.append("</ol></div>")
+    footer = _footer_parts(
+        response, progress.stats, streaming=progress.streaming, error=progress.error
+    )
+    if footer:
+        out.append(
+            f'<div style="{_MUTED}; font-size: 0.85em; border-top: 1px solid #e1e4e8; '
+            f'margin-top: 0.4em">{_e(" · ".join(footer))}</div>'
+        )
+    out.append("</div>")
+    return "".join(out)
+
+
+def _message_text(response: ChatResponse, progress: _Progress | None = None) -> str:
+    progress = progress or _Progress()
+    sources = _Sources()
+    by_block, plan_spans = _place_citations(response, sources)
+    message = response.message
+    lines: list[str] = []
+    content = message.content or []
+    lines.extend(
+        "Thinking: " + _highlight_text(item.thinking, by_block.get(i, []))
+        for i, item in enumerate(content)
+        if isinstance(item, ThinkingContent)
+    )
+    if message.tool_plan:
+        lines.append("Plan: " + _highlight_text(message.tool_plan, plan_spans))
+    for i, call in enumerate(message.tool_calls or ()):
+        lines.append(
+            f"Tool call {i}: {call.function.name}({_arguments_text(call.function.arguments)})"
+            f"  [{call.id}]"
+        )
+    lines.extend(
+        _highlight_text(item.text, by_block.get(i, []))
+        for i, item in enumerate(content)
+        if isinstance(item, TextContent)
+    )
+    if sources.items:
+        lines.append("Sources:")
+        lines.extend("  " + _source_text(n, s) for n, s in enumerate(sources.items, start=1))
+    footer = _footer_parts(
+        response, progress.stats, streaming=progress.streaming, error=progress.error
+    )
+    if footer:
+        lines.append("— " + " · ".join(footer))
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- events
+
+
+def describe_event(event: ChatEvent) -> str:
+    """Say in one line what an event carries (used by reprs and ``streamkit inspect``).
+
+    Example:
+        >>> from streamkit import CHAT_EVENT_ADAPTER, describe_event
+        >>> describe_event(CHAT_EVENT_ADAPTER.validate_python({"type": "content-delta",
+        ...     "index": 0, "delta": {"message": {"content": {"text": " Paris"}}}}))
+        "text ' Paris'"
+    """
+    match event:
+        case MessageStartEvent():
+            return f"id {event.id}" if event.id else ""
+        case ContentStartEvent():
+            return f"{event.content_type} block"
+        case ContentDeltaEvent():
+            if event.thinking is not None:
+                return f"thinking {event.thinking!r}"
+            return f"text {event.text!r}"
+        case ContentEndEvent() | ToolCallEndEvent() | CitationEndEvent():
+            return ""
+        case ToolPlanDeltaEvent():
+            return f"plan {event.tool_plan!r}"
+        case ToolCallStartEvent():
+            return f"{event.tool_call.function.name} {event.tool_call.id}"
+        case ToolCallDeltaEvent():
+            return f"arguments {event.arguments!r}"
+        case CitationStartEvent():
+            citation = event.citation
+            cited = ", ".join(_source_label(s) for s in citation.sources)
+            return f"{citation.text!r} [{citation.start}:{citation.end}] cites {cited or '-'}"
+        case MessageEndEvent():
+            parts = [f"finish {event.finish_reason}"]
+            parts.extend(_usage_parts(event.delta.usage))
+            if event.delta.error:
+                parts.append(f"error {event.delta.error!r}")
+            return " · ".join(parts)
+        case DebugEvent():
+            return f"prompt of {len(event.prompt or '')} characters"
+        case ErrorEvent():
+            return str(event.message or event.error or "")
+        case UnknownEvent():
+            return "fields " + ", ".join(sorted(k for k in event.data if k != "type"))
+    return ""  # pragma: no cover - every member of the union is matched above
+
+
+def _index_of(event: ChatEvent) -> int | None:
+    index = getattr(event, "index", None)
+    return index if isinstance(index, int) else None
+
+
+def _event_text(event: ChatEvent) -> str:
+    index = _index_of(event)
+    head = event.type if index is None else f"{event.type}[{index}]"
+    detail = describe_event(event)
+    return f"{head} {detail}" if detail else head
+
+
+def _event_html(event: ChatEvent) -> str:
+    index = _index_of(event)
+    head = f"<code>{_e(event.type)}</code>"
+    if index is not None:
+        head += f'<span style="{_MUTED}">[{index}]</span>'
+    detail = describe_event(event)
+    return f'<span style="{_BOX}">{head} {_e(detail)}</span>' if detail else head
+
+
+# ----------------------------------------------------------------------------- public renderers
+
+
+def _citation_parts(obj: Any) -> tuple[int | None, Citation] | None:
+    """A wire Citation, or an ``operators`` PairedCitation read as one (duck-typed)."""
+    if isinstance(obj, Citation):
+        return None, obj
+    if type(obj).__name__ == "PairedCitation":
+        citation = Citation(
+            start=obj.start, end=obj.end, text=obj.text, sources=list(obj.sources), type=obj.type
+        )
+        return obj.index, citation
+    return None
+
+
+def _tool_call_parts(obj: Any) -> tuple[int | None, str, str, str, bool] | None:
+    """(index, id, name, arguments, complete) of any of the tool call models."""
+    if isinstance(obj, ToolCall):
+        return None, obj.id, obj.function.name, obj.function.arguments, True
+    name = type(obj).__name__
+    if name in ("AssembledToolCall", "ToolCallProgress"):
+        return obj.index, obj.id, obj.name, obj.arguments, name == "AssembledToolCall"
+    return None
+
+
+def render_html(obj: object) -> str | None:
+    """Render a reply, an event, a tool call or a citation as an HTML fragment.
+
+    Understands :class:`~streamkit.ChatResponse`, every event, the wire
+    :class:`~streamkit.ToolCall` and :class:`~streamkit.Citation`, a
+    :class:`~streamkit.Recording`, and the ``operators`` results ``AssembledToolCall``,
+    ``ToolCallProgress`` and ``PairedCitation``. All text is HTML-escaped.
+
+    Example:
+        >>> from streamkit import ToolCall, ToolCallFunction, render_html
+        >>> call = ToolCall(id="c1", function=ToolCallFunction(name="<b>", arguments="{}"))
+        >>> "&lt;b&gt;" in render_html(call)
+        True
+
+    Returns:
+        The HTML, or None for an object it does not know.
+    """
+    if isinstance(obj, ChatResponse):
+        return _message_html(obj)
+    if isinstance(obj, Recording):
+        return recording_html(obj)
+    tool_call = _tool_call_parts(obj)
+    if tool_call is not None:
+        index, call_id, name, arguments, complete = tool_call
+        return _tool_call_html(index, call_id, name, arguments, complete=complete)
+    citation = _citation_parts(obj)
+    if citation is not None:
+        index, cited = citation
+        sources = _Sources()
+        numbers = tuple(sources.number(s) for s in cited.sources)
+        head = "" if index is None else f"<b>{index}.</b> "
+        listed = "".join(f"<div>{_source_html(n, s)}</div>" for n, s in enumerate(sources.items, 1))
+        return (
+            f'<div style="{_BOX}">{head}<mark style="{_MARK}">{_e(cited.text)}</mark>'
+            f"<sup>[{_marks(numbers)}]</sup> "
+            f'<span style="{_MUTED}">characters {cited.start}–{cited.end}</span>{listed}</div>'
+        )
+    if isinstance(obj, _EVENT_CLASSES):
+        return _event_html(obj)
+    return None
+
+
+def render_text(obj: object) -> str:
+    """Render a reply, an event, a tool call or a citation as readable plain text.
+
+    Understands the same objects as :func:`render_html`; anything else gives its ``repr``.
+    Cited spans are followed by the numbers of their sources (``Paris[1]``), listed after
+    the text.
+
+    Example:
+        >>> from streamkit import ToolCall, ToolCallFunction, render_text
+        >>> render_text(ToolCall(id="c1", function=ToolCallFunction(
+        ...     name="get_weather", arguments='{"city": "Paris"}')))
+        'get_weather({"city": "Paris"})  [c1]'
+    """
+    if isinstance(obj, ChatResponse):
+        return _message_text(obj)
+    if isinstance(obj, Recording):
+        return recording_table(obj)
+    tool_call = _tool_call_parts(obj)
+    if tool_call is not None:
+        index, call_id, name, arguments, complete = tool_call
+        head = "" if index is None else f"{index}. "
+        shown = _arguments_text(arguments) if complete else arguments + "…"
+        return f"{head}{name}({shown})  [{call_id}]"
+    citation = _citation_parts(obj)
+    if citation is not None:
+        index, cited = citation
+        head = "" if index is None else f"{index}. "
+        sources = ", ".join(_source_label(s) for s in cited.sources) or "no source"
+        return f"{head}{cited.text!r} [{cited.start}:{cited.end}] cites {sources}"
+    if isinstance(obj, _EVENT_CLASSES):
+        return _event_text(obj)
+    return repr(obj)
+
+
+_EVENT_CLASSES = (
+    MessageStartEvent,
+    ContentStartEvent,
+    ContentDeltaEvent,
+    ContentEndEvent,
+    ToolPlanDeltaEvent,
+    ToolCallStartEvent,
+    ToolCallDeltaEvent,
+    ToolCallEndEvent,
+    CitationStartEvent,
+    CitationEndEvent,
+    MessageEndEvent,
+    DebugEvent,
+    ErrorEvent,
+    UnknownEvent,
+)
+
+
+# ----------------------------------------------------------------------------- recordings
+
+
+def recording_table(recording: Recording) -> str:
+    """A plain-text table of a recording's events, their times and what they carry.
+
+    Used by ``streamkit inspect``. Columns: position, arrival (seconds), time since the
+    previous event (milliseconds), type, detail; then a summary.
+    """
+    rows = [f"{'#':>4}  {'t (s)':>8}  {'+ms':>7}  {'type':<16} detail"]
+    previous = 0.0
+    for n, entry in enumerate(recording.entries):
+        gap = (entry.time - previous) * 1000
+        previous = entry.time
+        index = _index_of(entry.event)
+        kind = entry.event.type if index is None else f"{entry.event.type}[{index}]"
+        detail = _clip(describe_event(entry.event), 70)
+        rows.append(f"{n:>4}  {entry.time:>8.3f}  {gap:>7.1f}  {kind:<16} {detail}".rstrip())
+    rows.append("")
+    rows.extend(_summary_lines(recording))
+    return "\n".join(rows)
+
+
+def _summary_lines(recording: Recording) -> list[str]:
+    stats = recording.stats()
+    counts = ", ".join(f"{kind} {n}" for kind, n in recording.counts().items())
+    lines = [f"{stats.events} events: {counts or 'none'}"]
+    timing = [f"duration {recording.end:.3f} s"]
+    if stats.time_to_first_token is not None:
+        timing.append(f"first token {stats.time_to_first_token:.3f} s")
+    if stats.tokens_per_second is not None:
+        timing.append(f"{stats.output_tokens} tokens at {stats.tokens_per_second:.1f} tokens/s")
+    lines.append(" · ".join(timing))
+    ending = f"finish {stats.finish_reason}" if stats.finish_reason else "no message-end"
+    if recording.error is not None:
+        ending += f" · ends with {type(recording.error).__name__}: {recording.error}"
+    if recording.note:
+        ending += f" · recorded: {recording.note}"
+    lines.append(ending)
+    return lines
+
+
+def recording_html(recording: Recording) -> str:
+    """An HTML summary of a recording: events per type and its timing."""
+    rows = "".join(
+        f"<tr><td><code>{_e(kind)}</code></td><td style='text-align: right'>{n}</td></tr>"
+        for kind, n in recording.counts().items()
+    )
+    summary = "".join(f"<div>{_e(line)}</div>" for line in _summary_lines(recording)[1:])
+    return (
+        f'<div style="{_BOX}"><b>Recording</b> of {len(recording.entries)} events'
+        f"<table><tr><th>type</th><th>events</th></tr>{rows}</table>{summary}</div>"
+    )
+
+
+# ----------------------------------------------------------------------------- live display
+
+
+class DisplayHandle(Protocol):
+    """What :func:`display_stream` needs of a display: IPython's ``DisplayHandle`` fits."""
+
+    def update(self, obj: Any) -> None:
+        """Replace the displayed output with ``obj``."""
+        ...
+
+
+class _View:
+    """One frame of a live display: HTML for notebooks, plain text for everything else."""
+
+    def __init__(self, html_text: str, plain: str) -> None:
+        self.html = html_text
+        self.text = plain
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+class _Live:
+    """Folds events into what the live view shows, with their timing."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._start = clock()
+        self.accumulator = MessageAccumulator(strict=False)
+        self.stats = _StatsTracker()
+        self.open_calls: set[int] = set()
+        self.streaming = True
+        self.error: str | None = None
+        self.end: float | None = None
+
+    def add(self, event: ChatEvent) -> None:
+        self.stats.add(self._clock() - self._start, event)
+        self.accumulator.add(event)
+        if isinstance(event, ToolCallStartEvent):
+            self.open_calls.add(event.index)
+        elif isinstance(event, ToolCallEndEvent):
+            self.open_calls.discard(event.index)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        self.streaming = False
+        self.end = self._clock() - self._start
+        self.open_calls.clear()
+        if isinstance(error, KeyboardInterrupt):
+            self.error = "cancelled"
+        elif error is not None:
+            self.error = f"{type(error).__name__}: {error}"
+
+    def view(self) -> _View:
+        response = self.accumulator.snapshot()
+        progress = _Progress(
+            streaming=self.streaming,
+            open_calls=frozenset(self.open_calls),
+            stats=self.stats.stats(self.end),
+            error=self.error,
+        )
+        return _View(_message_html(response, progress), _message_text(response, progress))
+
+
+def _kernel_shell() -> InteractiveShell | None:
+    """The running IPython shell when it is a Jupyter kernel (which can update outputs)."""
+    module = sys.modules.get("IPython")
+    if module is None:
+        return None
+    shell: InteractiveShell | None = module.get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return None
+    return shell
+
+
+def _open_display(live: _Live) -> DisplayHandle | None:
+    if _kernel_shell() is None:
+        return None
+    from IPython import display as ipython_display  # only reached inside a running kernel
+
+    show: Callable[..., DisplayHandle | None] = ipython_display.display  # untyped upstream
+    return show(live.view(), display_id=True)
+
+
+def _throttled(handle: DisplayHandle, live: _Live, interval: float) -> Callable[[], None]:
+    last = time.monotonic()
+
+    def maybe_update() -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= interval:
+            last = now
+            handle.update(live.view())
+
+    return maybe_update
+
+
+def display_stream(
+    source: Observable[ChatEvent],
+    *,
+    interval: float = DEFAULT_INTERVAL,
+    handle: DisplayHandle | None = None,
+    file: TextIO | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> ChatResponse:
+    """Show a stream live in Jupyter, as one output that updates in place; return the reply.
+
+    Subscribes (a client's stream sends its request now), shows the reply as it grows (at
+    most one update per ``interval`` seconds, and always the final state) and returns when
+    the stream ends. Interrupting the kernel cancels the request and keeps what arrived on
+    screen. Outside a Jupyter kernel nothing updates in place, so the reply is printed (as
+    :func:`render_text` gives it) once complete.
+
+    In IPython, displaying a client's stream (ending a cell with it) does the same.
+
+    Example::
+
+        reply = display_stream(client.chat_stream(model="command-a-03-2025", messages=messages))
+
+    Args:
+        source: The stream: any Observable of chat events (a client's stream, a replay...).
+        interval: The least number of seconds between two updates.
+        handle: Where to show it; by default a new IPython display. Anything with an
+            ``update(obj)`` method works (the object has ``_repr_html_`` and a text repr).
+        file: Where to print outside Jupyter (default ``sys.stdout``).
+        clock: The clock that times the events (seconds), for the footer's timing.
+
+    Returns:
+        The whole reply.
+
+    Raises:
+        StreamkitError: What the stream fails with, after the display shows the error.
+        KeyboardInterrupt: When interrupted, after the request is cancelled.
+    """
+    live = _Live(clock)
+    shown = handle or _open_display(live)
+    update = _throttled(shown, live, interval) if shown is not None else None
+    try:
+        with to_iterator(source) as events:
+            for event in events:
+                live.add(event)
+                if update is not None:
+                    update()
+    except BaseException as error:
+        live.finish(error)
+        _show_final(live, shown, file)
+        raise
+    live.finish()
+    _show_final(live, shown, file)
+    return live.accumulator.snapshot()
+
+
+async def adisplay_stream(
+    source: Observable[ChatEvent],
+    *,
+    interval: float = DEFAULT_INTERVAL,
+    handle: DisplayHandle | None = None,
+    file: TextIO | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> ChatResponse:
+    """Show a stream live, like :func:`display_stream`, from a coroutine (``AsyncClient``).
+
+    Example::
+
+        reply = await adisplay_stream(async_client.chat_stream(model=..., messages=...))
+
+    Args:
+        source: The stream: any Observable of chat events.
+        interval: The least number of seconds between two updates.
+        handle: Where to show it; by default a new IPython display.
+        file: Where to print outside Jupyter (default ``sys.stdout``).
+        clock: The clock that times the events (seconds).
+
+    Returns:
+        The whole reply.
+    """
+    live = _Live(clock)
+    shown = handle or _open_display(live)
+    update = _throttled(shown, live, interval) if shown is not None else None
+    try:
+        async with to_async_iterator(source) as events:
+            async for event in events:
+                live.add(event)
+                if update is not None:
+                    update()
+    except BaseException as error:
+        live.finish(error)
+        _show_final(live, shown, file)
+        raise
+    live.finish()
+    _show_final(live, shown, file)
+    return live.accumulator.snapshot()
+
+
+def _show_final(live: _Live, handle: DisplayHandle | None, file: TextIO | None) -> None:
+    view = live.view()
+    if handle is not None:
+        handle.update(view)
+        return
+    out = file if file is not None else sys.stdout
+    out.write(view.text + "\n")
+    out.flush()
+
+
+# ----------------------------------------------------------------------------- IPython
+
+
+_OPERATOR_MODELS = (
+    ("operators._tool_calls", "AssembledToolCall"),
+    ("operators._tool_calls", "ToolCallProgress"),
+    ("operators._citations", "PairedCitation"),
+)
+
+
+def _html_formatter(obj: object) -> str | None:
+    return render_html(obj)
+
+
+def _text_formatter(obj: object, printer: Any, cycle: bool) -> None:
+    printer.text(render_text(obj) if not cycle else "...")
+
+
+def _display_live(stream: ChatStream) -> None:
+    display_stream(stream)
+
+
+def load_ipython_extension(ipython: InteractiveShell) -> None:
+    """Register streamkit's reprs and live display with IPython (``%load_ext streamkit``).
+
+    Importing streamkit inside IPython does this already; the extension is for sessions
+    that imported streamkit before IPython started.
+    """
+    display_formatter = ipython.display_formatter
+    if display_formatter is None:  # a shell still being set up has none yet
+        return
+    formatters = display_formatter.formatters
+    html_formatter, text_formatter = formatters["text/html"], formatters["text/plain"]
+    for cls in (ChatResponse, Recording, ToolCall, Citation, *_EVENT_CLASSES):
+        html_formatter.for_type(cls, _html_formatter)
+        text_formatter.for_type(cls, _text_formatter)
+    for module, name in _OPERATOR_MODELS:
+        # By name: streamkit never imports the operators package.
+        html_formatter.for_type_by_name(module, name, _html_formatter)
+        text_formatter.for_type_by_name(module, name, _text_formatter)
+    display_formatter.ipython_display_formatter.for_type(ChatStream, _display_live)
+
+
+def _register_with_running_ipython() -> None:
+    module = sys.modules.get("IPython")
+    shell = module.get_ipython() if module is not None else None
+    if shell is not None:
+        load_ipython_extension(shell)
+
+
+_register_with_running_ipython()
