@@ -651,7 +651,7 @@ def _summary_lines(recording: Recording) -> list[str]:
     if stats.time_to_first_token is not None:
         timing.append(f"first token {stats.time_to_first_token:.3f} s")
     if stats.tokens_per_second is not None:
-        timing.append(f"{stats.output_tokens} tokens at {stats.tokens_per_second:.1f} tokens/s")
+        timing.append(f"{stats.token_count} tokens at {stats.tokens_per_second:.1f} tokens/s")
     lines.append(" · ".join(timing))
     ending = f"finish {stats.finish_reason}" if stats.finish_reason else "no message-end"
     if recording.error is not None:

@@ -80,20 +80,26 @@ def _is_token(event: ChatEvent) -> bool:
 
 @dataclass(frozen=True)
 class StreamStats:
-    """How a stream went in time: when the first token came, how fast the rest followed."""
+    """How a stream went in time: when the first token came, how fast the rest followed.
+
+    The numbers mean what ``operators.metrics`` means by them, so a live display, a
+    recording and the operator agree: a token is one generated piece (a ``content-delta``,
+    ``tool-plan-delta`` or ``tool-call-delta``; Cohere streams about one token per delta).
+    """
 
     events: int
     """How many events arrived."""
     time_to_first_token: float | None
-    """Seconds from the request to the first generated piece (text, thinking, tool plan or
-    arguments); None when none came."""
+    """Seconds from the request to the first token; None when none came."""
     duration: float | None
     """Seconds from the request to the end of the stream; None when it has not ended."""
-    output_tokens: int
-    """Generated tokens: the server's count from ``message-end`` when it sent one, else the
-    number of generated pieces (one per token in Cohere's streams)."""
+    token_count: int
+    """How many tokens (generated pieces) arrived."""
     tokens_per_second: float | None
-    """Output tokens per second of generation (from the first token to the end)."""
+    """The decoding speed: tokens after the first, divided by the seconds from the first
+    token to the last; None with fewer than two tokens or no time between them."""
+    output_tokens: int | None
+    """The output tokens ``message-end`` reports (``usage.tokens``, else billed units)."""
     finish_reason: str | None
     """The ``finish_reason`` of ``message-end``; None when it never came."""
 
@@ -103,39 +109,45 @@ class _StatsTracker:
 
     def __init__(self) -> None:
         self.events = 0
-        self.pieces = 0
+        self.tokens = 0
         self.first: float | None = None
+        self.last_token: float | None = None
         self.last: float | None = None
         self.finish_reason: str | None = None
-        self.counted: int | None = None
+        self.output_tokens: int | None = None
 
     def add(self, seconds: float, event: ChatEvent) -> None:
         self.events += 1
         self.last = seconds
         if _is_token(event):
-            self.pieces += 1
+            self.tokens += 1
             if self.first is None:
                 self.first = seconds
+            self.last_token = seconds
         elif isinstance(event, MessageEndEvent):
             self.finish_reason = event.finish_reason
             usage = event.delta.usage
-            if usage is not None:
-                self.counted = (usage.tokens.output_tokens if usage.tokens else None) or (
-                    usage.billed_units.output_tokens if usage.billed_units else None
-                )
+            if (
+                usage is not None
+                and usage.tokens is not None
+                and usage.tokens.output_tokens is not None
+            ):
+                self.output_tokens = usage.tokens.output_tokens
+            elif usage is not None and usage.billed_units is not None:
+                self.output_tokens = usage.billed_units.output_tokens
 
     def stats(self, end: float | None = None) -> StreamStats:
-        end = self.last if end is None else end
-        tokens = self.counted or self.pieces
         rate = None
-        if self.first is not None and end is not None and end > self.first and tokens:
-            rate = tokens / (end - self.first)
+        if self.first is not None and self.last_token is not None and self.tokens > 1:
+            span = self.last_token - self.first
+            rate = (self.tokens - 1) / span if span > 0 else None
         return StreamStats(
             events=self.events,
             time_to_first_token=self.first,
-            duration=end,
-            output_tokens=tokens,
+            duration=self.last if end is None else end,
+            token_count=self.tokens,
             tokens_per_second=rate,
+            output_tokens=self.output_tokens,
             finish_reason=self.finish_reason,
         )
 
@@ -167,8 +179,8 @@ def stream_stats(
         ...     {"type": "content-delta", "index": 0,
         ...      "delta": {"message": {"content": {"text": " there"}}}},
         ...     {"type": "message-end", "delta": {"finish_reason": "COMPLETE"}}]]
-        >>> stats = stream_stats([0.25, 0.25, 0.5, 0.75, 1.5], events)
-        >>> stats.time_to_first_token, stats.output_tokens, stats.tokens_per_second
+        >>> stats = stream_stats([0.25, 0.25, 0.5, 1.0, 1.5], events)
+        >>> stats.time_to_first_token, stats.token_count, stats.tokens_per_second
         (0.5, 2, 2.0)
     """
     tracker = _StatsTracker()

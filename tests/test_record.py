@@ -16,6 +16,7 @@ from reactivex import Observable
 from reactivex import operators as ops
 from reactivex.testing import TestScheduler
 
+from operators import StreamMetrics, metrics
 from streamkit import (
     ChatEvent,
     Client,
@@ -208,6 +209,26 @@ def test_a_missing_file_is_an_error_on_subscription(tmp_path: Path) -> None:
     collector: Collector[ChatEvent] = Collector()
     collector.subscribe(replay(tmp_path / "nope.sse", speed=None))
     assert isinstance(collector.error, FileNotFoundError)
+
+
+def test_a_recordings_stats_agree_with_the_metrics_operator_on_its_replay() -> None:
+    scheduler = TestScheduler()
+    events = events_of(FIXTURES / "citations_tools.sse")
+    times = [0.4 + 0.05 * n + (0.3 if n > 6 else 0.0) for n in range(len(events))]
+    recording = Recording(
+        tuple(RecordedEvent(t, e) for t, e in zip(times, events, strict=True)), times[-1], None
+    )
+    measured: list[StreamMetrics] = []
+    replay(recording, scheduler=scheduler).pipe(metrics(scheduler)).subscribe(measured.append)
+    scheduler.start()
+    stats = recording.stats()
+    (expected,) = measured
+    assert stats.time_to_first_token == pytest.approx(expected.time_to_first_token)
+    assert stats.tokens_per_second == pytest.approx(expected.tokens_per_second)
+    assert stats.token_count == expected.token_count
+    assert stats.output_tokens == expected.output_tokens
+    assert stats.events == expected.event_count
+    assert stats.duration == pytest.approx(expected.total_time)
 
 
 # ----------------------------------------------------------------------------- failures
