@@ -9,7 +9,7 @@ import reactivex
 from operators import PairedCitation, pair_citations, pending
 from streamkit import CHAT_EVENT_ADAPTER, ChatEvent, MessageAccumulator, from_sse_file, to_iterator
 from streamkit.errors import UnexpectedEventError
-from tests.operators.matrix import MATRIX, Case, Check, docstring_marbles
+from tests.operators.matrix import Case, Check, docstring_marbles, matrix
 from tests.operators.matrix import events as events_of
 from tests.operators.matrix import run as run_marbles
 
@@ -130,8 +130,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("check", MATRIX)
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+@pytest.mark.parametrize(("case", "check"), matrix(CASES))
 def test_matrix(case: Case, check: Check) -> None:
     check(case)
 

@@ -23,7 +23,7 @@ from streamkit import (
     to_iterator,
 )
 from streamkit.errors import ServerStreamError, StreamTruncatedError, UnexpectedEventError
-from tests.operators.matrix import MATRIX, Case, Check, docstring_marbles
+from tests.operators.matrix import Case, Check, docstring_marbles, matrix
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -110,17 +110,13 @@ CASES = [
         error_pending=(snapshot_after(A, B, C),),
     ),
 ]
-SKIPS = {
-    ("final_message", "check_empty"): "an empty stream is an error, tested below",
+ELSEWHERE = {
+    ("final_message", "empty"): "an empty stream is an error: see test_final_message_empty_*",
 }
 
 
-@pytest.mark.parametrize("check", MATRIX)
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+@pytest.mark.parametrize(("case", "check"), matrix(CASES, elsewhere=ELSEWHERE))
 def test_matrix(case: Case, check: Check) -> None:
-    reason = SKIPS.get((case.name, getattr(check, "__name__", "")))
-    if reason is not None:
-        pytest.skip(reason)
     check(case)
 
 

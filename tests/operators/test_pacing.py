@@ -13,11 +13,11 @@ from reactivex.testing import ReactiveTest, TestScheduler
 from operators import idle_flush, pending, smooth
 from tests.operators.matrix import (
     FRAME,
-    MATRIX,
     SUBSCRIBED,
     Case,
     Check,
     docstring_marbles,
+    matrix,
     normalise,
     run,
 )
@@ -57,8 +57,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("check", MATRIX)
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+@pytest.mark.parametrize(("case", "check"), matrix(CASES))
 def test_matrix(case: Case, check: Check) -> None:
     check(case)
 

@@ -22,7 +22,7 @@ from operators import (
     text_only,
 )
 from streamkit import CHAT_EVENT_ADAPTER, ChatEvent
-from tests.operators.matrix import MATRIX, Case, Check, docstring_marbles
+from tests.operators.matrix import Case, Check, docstring_marbles, matrix
 
 TextOperator = Callable[[Observable[str]], Observable[str]]
 
@@ -83,8 +83,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("check", MATRIX)
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+@pytest.mark.parametrize(("case", "check"), matrix(CASES))
 def test_matrix(case: Case, check: Check) -> None:
     check(case)
 

@@ -9,7 +9,7 @@ from reactivex import operators as ops
 
 from operators import accumulate_text, text_only, thinking_only
 from streamkit import CHAT_EVENT_ADAPTER, ChatEvent, from_sse_file
-from tests.operators.matrix import MATRIX, Case, Check, docstring_marbles
+from tests.operators.matrix import Case, Check, docstring_marbles, matrix
 
 
 def delta(**content: str) -> ChatEvent:
@@ -50,8 +50,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("check", MATRIX)
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+@pytest.mark.parametrize(("case", "check"), matrix(CASES))
 def test_matrix(case: Case, check: Check) -> None:
     check(case)
 

@@ -11,7 +11,7 @@ from reactivex.testing import ReactiveTest, TestScheduler
 
 from operators import StreamMetrics, Timed, metrics, pending, with_timing
 from streamkit import CHAT_EVENT_ADAPTER, ChatEvent
-from tests.operators.matrix import FRAME, MATRIX, SUBSCRIBED, Case, Check, docstring_marbles
+from tests.operators.matrix import FRAME, SUBSCRIBED, Case, Check, docstring_marbles, matrix
 from tests.operators.matrix import run as run_marbles
 
 # --------------------------------------------------------------------------- helpers
@@ -119,19 +119,15 @@ CASES = [
         error_pending=(NORMAL_METRICS,),
     ),
 ]
-SKIPS = {
+ELSEWHERE = {
     # Each item carries the absolute clock, which differs by the half frame between the two
     # subscriptions; test_with_timing_state_is_per_subscription checks the relative times.
-    ("with_timing", "check_per_subscription"): "timestamps are absolute: tested below",
+    ("with_timing", "per-subscription"): "timestamps are absolute: tested below",
 }
 
 
-@pytest.mark.parametrize("check", MATRIX)
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+@pytest.mark.parametrize(("case", "check"), matrix(CASES, elsewhere=ELSEWHERE))
 def test_matrix(case: Case, check: Check) -> None:
-    reason = SKIPS.get((case.name, getattr(check, "__name__", "")))
-    if reason is not None:
-        pytest.skip(reason)
     check(case)
 
 

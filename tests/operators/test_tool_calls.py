@@ -21,7 +21,7 @@ from operators import (
 from operators._tool_calls import MISSING, PartialJSONParser
 from streamkit import CHAT_EVENT_ADAPTER, ChatEvent, from_sse_file, to_iterator
 from streamkit.errors import ToolArgumentsError, UnexpectedEventError
-from tests.operators.matrix import MATRIX, Case, Check, docstring_marbles, events
+from tests.operators.matrix import Case, Check, docstring_marbles, events, matrix
 from tests.operators.matrix import run as run_marbles
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -127,8 +127,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("check", MATRIX)
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+@pytest.mark.parametrize(("case", "check"), matrix(CASES))
 def test_matrix(case: Case, check: Check) -> None:
     check(case)
 
