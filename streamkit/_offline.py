@@ -33,8 +33,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from streamkit._replies import RequestError, script_reply
+from streamkit.errors import StreamkitError
 
-__all__ = ["OfflineServer", "RecordedRequest"]
+__all__ = ["OfflineServer", "RecordedRequest", "ServerNotRunningError"]
+
+
+class ServerNotRunningError(StreamkitError):
+    """The offline server was asked for its address before ``start()`` (or after ``stop()``)."""
+
 
 _CHAT_PATH = "/v2/chat"
 _MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -146,11 +152,13 @@ class OfflineServer:
         """The root URL, no trailing slash: clients POST to ``base_url + "/v2/chat"``.
 
         Raises:
-            RuntimeError: The server is not running (call `start` first).
+            ServerNotRunningError: The server is not running (call `start` first).
         """
         httpd = self._httpd
         if httpd is None:
-            raise RuntimeError("the OfflineServer is not running: call start() or use `with`")
+            raise ServerNotRunningError(
+                "the OfflineServer is not running: call start() or use `with`"
+            )
         host, port = httpd.server_address[:2]
         host = str(host)
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

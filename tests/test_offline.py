@@ -14,7 +14,7 @@ import cohere
 import httpx
 import pytest
 
-from streamkit._offline import OfflineServer
+from streamkit._offline import OfflineServer, ServerNotRunningError
 from streamkit._replies import script_reply
 
 JSON = dict[str, Any]
@@ -289,7 +289,7 @@ def _port(server: OfflineServer) -> int:
 
 def test_start_and_stop_are_idempotent() -> None:
     server = OfflineServer()
-    with pytest.raises(RuntimeError, match="not running"):
+    with pytest.raises(ServerNotRunningError, match="not running"):
         _ = server.base_url
     assert server.start() is server.start()
     url = server.base_url
