@@ -1,0 +1,1199 @@
+"""Run every benchmark and write ``benchmarks/RESULTS.md``: ``python benchmarks/run.py``.
+
+Sections (each a table in the results file):
+
+* **Parse**: raw SSE bytes to typed events, streamkit against the official SDK, httpx-sse +
+  pydantic, and ``json.loads`` alone on the same payloads.
+* **Profile**: where streamkit's per-event time goes (cProfile), and the SDK's.
+* **Pipeline**: the cost per event of each operator, and of whole pipelines from bytes.
+* **Latency**: from a loopback server's write to the subscriber's ``on_next`` (or the loop
+  body), against plain httpx ``iter_lines`` on the same connection kind.
+* **Scale**: time and peak memory (tracemalloc) from 1k to 1M events.
+* **Concurrency**: how many streams at 50 events/s one asyncio loop keeps up with,
+  streamkit's ``AsyncClient`` against the SDK's ``AsyncClientV2``; 1,000 streams; memory per
+  idle stream.
+
+The machine is shared and noisy, so contenders run interleaved, round after round, and every
+ratio is taken within a round and then summarised as a median with its range. Before any
+timing, each contender's output is checked against what the generated stream must decode to.
+``--quick`` runs the same code on a few thousand events (the smoke test uses it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import datetime
+import functools
+import gc
+import importlib.metadata
+import io
+import json
+import os
+import platform
+import pstats
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from a checkout: streamkit is not installed
+    sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from reactivex import Observable  # noqa: E402
+from reactivex import operators as ops  # noqa: E402
+
+import streamkit  # noqa: E402
+from benchmarks import contenders  # noqa: E402
+from benchmarks.loopback import LoopbackServer, stamp_of_line  # noqa: E402
+from benchmarks.streams import Reply, make_reply  # noqa: E402
+from operators import (  # noqa: E402
+    assemble_tool_calls,
+    buffer_sentences,
+    final_message,
+    pair_citations,
+    text_only,
+)
+from streamkit import ChatEvent, from_events, from_sse_bytes  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+# The project's targets (issue 7 and the project standard), checked in the summary.
+TARGET_PARSE_VS_SDK = 100.0
+TARGET_PIPELINE_US = 10.0
+TARGET_ADDED_P50_US = 20.0
+TARGET_ADDED_P99_US = 100.0
+TARGET_STREAMS_VS_SDK = 5.0
+KEEP_UP_P99_MS = 50.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How big and how long: full or ``--quick``."""
+
+    parse_events: int = 5_000
+    rounds: int = 5
+    min_sample_s: float = 0.25
+    pipeline_events: int = 20_000
+    latency_events: int = 1_000
+    latency_interval_us: int = 1_000
+    scale_sizes: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000)
+    concurrency_events: int = 150  # per stream, at 50/s: 3 s
+    concurrency_start: int = 50
+    concurrency_max: int = 3_200
+    bisect_steps: int = 2
+    thousand: int = 1_000
+    idle_streams: int = 1_000
+    profile_events: int = 20_000
+
+
+QUICK = Settings(
+    parse_events=2_000,
+    rounds=2,
+    min_sample_s=0.02,
+    pipeline_events=2_000,
+    latency_events=100,
+    latency_interval_us=1_000,
+    scale_sizes=(1_000, 3_000),
+    concurrency_events=25,
+    concurrency_start=10,
+    concurrency_max=20,
+    bisect_steps=0,
+    thousand=20,
+    idle_streams=20,
+    profile_events=2_000,
+)
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A median with the smallest and largest sample."""
+
+    median: float
+    low: float
+    high: float
+
+    @staticmethod
+    def of(samples: Sequence[float]) -> Spread:
+        return Spread(statistics.median(samples), min(samples), max(samples))
+
+    def show(self, digits: int = 2, unit: str = "") -> str:
+        return f"{self.median:.{digits}f}{unit} [{self.low:.{digits}f}–{self.high:.{digits}f}]"
+
+
+def percentile(sorted_samples: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile of already sorted samples."""
+    if not sorted_samples:
+        return float("nan")
+    rank = min(len(sorted_samples) - 1, max(0, round(fraction * len(sorted_samples)) - 1))
+    return sorted_samples[rank]
+
+
+@contextmanager
+def quiet_gc() -> Iterator[None]:
+    """Move what exists now out of the collector's sight while timing.
+
+    Without it every garbage collection walks the thousands of events a benchmark holds
+    as input, which charges the contenders for the harness's own objects.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def per_event_us(run: Callable[[], object], events: int, min_seconds: float) -> float:
+    """Run until at least ``min_seconds`` have passed; return microseconds per event."""
+    runs = 0
+    start = time.perf_counter()
+    while True:
+        run()
+        runs += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return elapsed / (runs * events) * 1e6
+
+
+def discard(_: object) -> None:
+    """A sink that keeps nothing (keeping events would make the collector's work the cost)."""
+
+
+# ----------------------------------------------------------------------------- output
+
+
+@dataclass
+class Report:
+    """The results file, built section by section."""
+
+    settings: Settings
+    quick: bool
+    sections: list[str] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, title: str, intro: str, header: Sequence[str], rows: list[list[str]]) -> None:
+        lines = [f"## {title}", "", intro, ""] if intro else [f"## {title}", ""]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "|".join("---" for _ in header) + "|")
+        lines.extend("| " + " | ".join(row) + " |" for row in rows)
+        text = "\n".join(lines) + "\n"
+        self.sections.append(text)
+        print(text, flush=True)
+
+    def note(self, title: str, text: str) -> None:
+        section = f"## {title}\n\n{text}\n"
+        self.sections.append(section)
+        print(section, flush=True)
+
+
+def environment(command: str) -> list[str]:
+    """Machine, Python and package versions, and the command."""
+    cpu = platform.processor() or platform.machine()
+    with_cpuinfo = Path("/proc/cpuinfo")
+    if with_cpuinfo.exists():
+        for line in with_cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    packages = ["cohere", "httpx", "httpx-sse", "pydantic", "pydantic-core", "reactivex"]
+    versions = ", ".join(f"{name} {importlib.metadata.version(name)}" for name in packages)
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = "?"
+    return [
+        f"- Command: `{command}` (from the repository root)",
+        f"- Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC;"
+        f" commit {commit or '?'} (plus uncommitted changes, if any)",
+        f"- Machine: {cpu}, {os.cpu_count()} logical CPUs, {platform.system()}"
+        f" {platform.release()}; shared with other jobs, hence medians [min–max] over rounds",
+        f"- Python {platform.python_version()} ({platform.python_implementation()})",
+        f"- streamkit {streamkit.__version__}; {versions}",
+    ]
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_parse(reply: Reply) -> None:
+    """Every contender decodes the generated body into the same events as ``json.loads``."""
+    expected = [json.loads(payload) for payload in reply.payloads()]
+    for name, contender in contenders.CONTENDERS.items():
+        events: list[Any] = []
+        contender(reply.chunks, events.append)
+        got = [contenders.normalise(event) for event in events]
+        if got != expected:
+            first = next(
+                (i for i, (a, b) in enumerate(zip(got, expected, strict=False)) if a != b),
+                min(len(got), len(expected)),
+            )
+            raise AssertionError(
+                f"{name} decoded {len(got)} events, expected {len(expected)}; first difference"
+                f" at event {first}"
+            )
+
+
+@dataclass
+class PipelineOutputs:
+    """What the operators produced for one stream."""
+
+    sentences: list[str] = field(default_factory=list)
+    calls: list[Any] = field(default_factory=list)
+    citations: list[Any] = field(default_factory=list)
+    messages: list[Any] = field(default_factory=list)
+
+
+def check_pipeline(reply: Reply, out: PipelineOutputs) -> None:
+    """The operators' outputs equal what the generator put in the stream."""
+    if "".join(out.sentences) != reply.text:
+        raise AssertionError("text_only + buffer_sentences lost or changed text")
+    calls = [(c.id, c.name, c.arguments, c.parsed) for c in out.calls]
+    want = [(c.id, c.name, c.arguments, json.loads(c.arguments)) for c in reply.tool_calls]
+    if calls != want:
+        raise AssertionError("assemble_tool_calls gave other calls than were streamed")
+    spans = [(c.start, c.end, c.text) for c in out.citations]
+    if spans != reply.citations or not all(c.matches_text for c in out.citations):
+        raise AssertionError("pair_citations gave other (or unmatched) citations")
+    if len(out.messages) != 1:
+        raise AssertionError("final_message must emit exactly one message")
+    message = out.messages[0]
+    if message.text != reply.text or message.finish_reason != "COMPLETE":
+        raise AssertionError("final_message's text differs from the streamed text")
+    tool_calls = message.message.tool_calls or []
+    if [c.function.arguments for c in tool_calls] != [c.arguments for c in reply.tool_calls]:
+        raise AssertionError("final_message's tool calls differ from the streamed ones")
+    if len(message.message.citations or []) != len(reply.citations):
+        raise AssertionError("final_message lost citations")
+
+
+# ----------------------------------------------------------------------------- parse
+
+
+def bench_parse(report: Report) -> None:
+    settings = report.settings
+    reply = make_reply(settings.parse_events)
+    check_parse(reply)
+    payloads = reply.payloads()
+    runs: dict[str, Callable[[], object]] = {
+        name: functools.partial(contender, reply.chunks, discard)
+        for name, contender in contenders.CONTENDERS.items()
+    }
+    runs["json.loads alone (floor)"] = lambda: contenders.json_loads_floor(payloads, discard)
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    sdk = "official SDK chat_stream (MockTransport)"
+    floor = "json.loads alone (floor)"
+    with quiet_gc():
+        for run in runs.values():  # warm-up: imports, caches, first connections
+            run()
+        for _ in range(settings.rounds):
+            for name, run in runs.items():
+                samples[name].append(per_event_us(run, reply.events, settings.min_sample_s))
+    rows = []
+    for name, values in samples.items():
+        cost = Spread.of(values)
+        vs_sdk = Spread.of([s / v for s, v in zip(samples[sdk], values, strict=True)])
+        vs_floor = Spread.of([v / f for v, f in zip(values, samples[floor], strict=True)])
+        rows.append(
+            [
+                name,
+                cost.show(2),
+                f"{1e6 / cost.median:,.0f}",
+                vs_sdk.show(1, "×"),
+                vs_floor.show(2, "×"),
+            ]
+        )
+    report.facts["parse"] = {name: statistics.median(v) for name, v in samples.items()}
+    report.facts["parse_vs_sdk"] = {
+        name: statistics.median(s / v for s, v in zip(samples[sdk], values, strict=True))
+        for name, values in samples.items()
+    }
+    report.add(
+        "Parse: raw SSE bytes to typed events",
+        f"One generated reply of {reply.events:,} events ({len(reply.body()):,} bytes, one chunk "
+        "per event as on a live connection: text deltas, a tool plan, tool calls with "
+        "fragmented arguments, citations), the same bytes for every contender; before timing, "
+        "every contender's events were checked equal to `json.loads` of each payload. "
+        f"{settings.rounds} interleaved rounds, each sample ≥ {settings.min_sample_s} s; "
+        "sinks discard events. \"× faster than SDK\" is the SDK's time over the contender's "
+        "within each round; \"× json.loads\" is the contender's time over the floor's.",
+        ["contender", "µs/event", "events/s", "× faster than SDK", "× json.loads time"],
+        rows,
+    )
+
+
+# ----------------------------------------------------------------------------- profile
+
+
+def profile_rows(run: Callable[[], object], events: int, top: int) -> list[list[str]]:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run()
+    profiler.disable()
+    stats = pstats.Stats(profiler, stream=io.StringIO())
+    entries = []
+    for (filename, line, function), (_, calls, tottime, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
+        where = _short_path(filename)
+        name = f"{where}:{line}({function})" if line else function
+        entries.append((tottime, cumtime, calls, name))
+    entries.sort(reverse=True)
+    total = sum(entry[0] for entry in entries)
+    rows = []
+    for tottime, cumtime, calls, name in entries[:top]:
+        rows.append(
+            [
+                f"`{name}`",
+                f"{calls / events:.2f}",
+                f"{tottime / events * 1e6:.2f}",
+                f"{cumtime / events * 1e6:.2f}",
+                f"{tottime / total:.0%}",
+            ]
+        )
+    return rows
+
+
+def _short_path(filename: str) -> str:
+    for marker in ("site-packages/", "/work/main/", str(ROOT) + "/"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    return Path(filename).name if filename.startswith("/") else filename
+
+
+def bench_profile(report: Report) -> None:
+    settings = report.settings
+    reply = make_reply(settings.profile_events)
+    header = ["function", "calls/event", "own µs/event", "cumulative µs/event", "share of own time"]
+    intro = (
+        f"cProfile over one {reply.events:,}-event reply (profiling inflates every call, so "
+        "read the shares, not the absolute µs). Own time = time in the function itself."
+    )
+    with quiet_gc():
+        rows = profile_rows(
+            lambda: contenders.streamkit_decoder(reply.chunks, discard), reply.events, 14
+        )
+    report.add("Profile: streamkit ChatEventDecoder", intro, header, rows)
+    small = make_reply(min(settings.profile_events, 2_000))
+    with quiet_gc():
+        rows = profile_rows(
+            lambda: contenders.sdk_chat_stream(small.chunks, discard), small.events, 10
+        )
+    report.add(
+        "Profile: the official SDK's chat_stream",
+        f"The same for the SDK, over {small.events:,} events.",
+        header,
+        rows,
+    )
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+
+def bench_pipeline(report: Report) -> None:
+    settings = report.settings
+    reply = make_reply(settings.pipeline_events)
+    events: list[ChatEvent] = []
+    contenders.streamkit_decoder(reply.chunks, events.append)
+
+    def wire_all(source: Observable[ChatEvent], out: PipelineOutputs, *, sink: bool) -> None:
+        """Subscribe every operator to ``source`` (a published stream)."""
+
+        def keep(target: list[Any]) -> Callable[[Any], None]:
+            return target.append if sink else discard
+
+        source.pipe(text_only(), buffer_sentences()).subscribe(keep(out.sentences))
+        source.pipe(assemble_tool_calls()).subscribe(keep(out.calls))
+        source.pipe(pair_citations()).subscribe(keep(out.citations))
+        source.pipe(final_message()).subscribe(keep(out.messages))
+
+    def everything(source: Observable[ChatEvent], out: PipelineOutputs, *, sink: bool) -> None:
+        published = source.pipe(ops.publish())
+        wire_all(published, out, sink=sink)
+        published.connect()
+
+    # Correctness first, on both sources.
+    for source in (from_events(events), from_sse_bytes(reply.chunks)):
+        out = PipelineOutputs()
+        everything(source, out, sink=True)
+        check_pipeline(reply, out)
+
+    def on_events(*operators: Callable[[Observable[Any]], Observable[Any]]) -> Callable[[], None]:
+        def run() -> None:
+            from_events(events).pipe(*operators).subscribe(discard)
+
+        return run
+
+    def from_bytes_text_final() -> None:
+        published = from_sse_bytes(reply.chunks).pipe(ops.publish())
+        published.pipe(text_only(), buffer_sentences()).subscribe(discard)
+        published.pipe(final_message()).subscribe(discard)
+        published.connect()
+
+    runs: dict[str, Callable[[], object]] = {
+        "baseline: from_events replay, no operator": on_events(),
+        "text_only() + buffer_sentences()": on_events(text_only(), buffer_sentences()),
+        "assemble_tool_calls()": on_events(assemble_tool_calls()),
+        "pair_citations()": on_events(pair_citations()),
+        "final_message()": on_events(final_message()),
+        "all four on one published stream": lambda: everything(
+            from_events(events), PipelineOutputs(), sink=False
+        ),
+        "bytes → parse alone (from_sse_bytes)": lambda: from_sse_bytes(reply.chunks).subscribe(
+            discard
+        ),
+        "bytes → parse + text_only + buffer_sentences + final_message": from_bytes_text_final,
+        "bytes → parse + all four": lambda: everything(
+            from_sse_bytes(reply.chunks), PipelineOutputs(), sink=False
+        ),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    with quiet_gc():
+        for run in runs.values():
+            run()
+        for _ in range(settings.rounds):
+            for name, run in runs.items():
+                samples[name].append(per_event_us(run, reply.events, settings.min_sample_s))
+    base = samples["baseline: from_events replay, no operator"]
+    parse = samples["bytes → parse alone (from_sse_bytes)"]
+    rows = []
+    for name, values in samples.items():
+        total = Spread.of(values)
+        if name.startswith("bytes"):
+            added = Spread.of([v - p for v, p in zip(values, parse, strict=True)])
+        else:
+            added = Spread.of([v - b for v, b in zip(values, base, strict=True)])
+        rows.append([name, total.show(2), added.show(2)])
+    full = statistics.median(
+        samples["bytes → parse + text_only + buffer_sentences + final_message"]
+    )
+    report.facts["pipeline_full_us"] = full
+    report.facts["pipeline_all_us"] = statistics.median(samples["bytes → parse + all four"])
+    report.add(
+        "Pipeline: cost per event of the operators",
+        f"A {reply.events:,}-event reply. Operator rows replay the decoded events with "
+        "`from_events` (cost added = row − baseline, within each round); `bytes →` rows start "
+        "from the raw body (cost added = row − parse alone). Outputs were checked first: "
+        "sentences join to the streamed text, calls and citations equal the generated ones, "
+        "`final_message` equals the streamed reply.",
+        ["pipeline", "µs/event", "µs/event added"],
+        rows,
+    )
+
+
+# ----------------------------------------------------------------------------- latency
+
+
+LatencyRun = Callable[[str, str], list[int]]
+
+
+def _lines_latency(base_url: str, model: str) -> list[int]:
+    lags: list[int] = []
+    clock = time.perf_counter_ns
+    body = {"model": model, "messages": contenders.MESSAGES, "stream": True}
+    with httpx.Client() as http, http.stream("POST", base_url + "/v2/chat", json=body) as r:
+        for line in r.iter_lines():
+            if line.startswith('data: {"type":"content-delta"'):
+                now = clock()
+                lags.append(now - stamp_of_line(line))
+    return lags
+
+
+def _stamp(event: Any) -> int | None:
+    extra = event.model_extra
+    return extra.get("t") if extra else None
+
+
+def _streamkit_iterator_latency(base_url: str, model: str) -> list[int]:
+    lags: list[int] = []
+    clock = time.perf_counter_ns
+    with streamkit.Client("bench-key", base_url=base_url) as client:
+        stream = client.chat_stream(model=model, messages=contenders.MESSAGES)
+        for event in streamkit.to_iterator(stream):
+            now = clock()
+            stamp = _stamp(event)
+            if stamp is not None:
+                lags.append(now - stamp)
+    return lags
+
+
+def _streamkit_subscribe_latency(base_url: str, model: str) -> list[int]:
+    import threading
+
+    lags: list[int] = []
+    finished = threading.Event()
+    clock = time.perf_counter_ns
+    errors: list[Exception] = []
+
+    def on_next(event: ChatEvent) -> None:
+        now = clock()
+        stamp = _stamp(event)
+        if stamp is not None:
+            lags.append(now - stamp)
+
+    def on_error(error: Exception) -> None:
+        errors.append(error)
+        finished.set()
+
+    with streamkit.Client("bench-key", base_url=base_url) as client:
+        stream = client.chat_stream(model=model, messages=contenders.MESSAGES)
+        stream.subscribe(on_next, on_error, finished.set)
+        finished.wait(120)
+    if errors:
+        raise errors[0]
+    return lags
+
+
+def _sdk_latency(base_url: str, model: str) -> list[int]:
+    import cohere
+
+    lags: list[int] = []
+    clock = time.perf_counter_ns
+    with httpx.Client() as http:
+        client: Any = cohere.ClientV2(api_key="bench-key", base_url=base_url, httpx_client=http)
+        for event in client.chat_stream(model=model, messages=contenders.MESSAGES):
+            now = clock()
+            stamp = _stamp(event)
+            if stamp is not None:
+                lags.append(now - stamp)
+    return lags
+
+
+def _async_lines_latency(base_url: str, model: str) -> list[int]:
+    async def run() -> list[int]:
+        lags: list[int] = []
+        clock = time.perf_counter_ns
+        body = {"model": model, "messages": contenders.MESSAGES, "stream": True}
+        async with httpx.AsyncClient() as http:
+            async with http.stream("POST", base_url + "/v2/chat", json=body) as r:
+                async for line in r.aiter_lines():
+                    if line.startswith('data: {"type":"content-delta"'):
+                        now = clock()
+                        lags.append(now - stamp_of_line(line))
+        return lags
+
+    return asyncio.run(run())
+
+
+def _async_streamkit_latency(base_url: str, model: str) -> list[int]:
+    async def run() -> list[int]:
+        lags: list[int] = []
+        clock = time.perf_counter_ns
+        finished = asyncio.Event()
+        errors: list[Exception] = []
+
+        def on_next(event: ChatEvent) -> None:
+            now = clock()
+            stamp = _stamp(event)
+            if stamp is not None:
+                lags.append(now - stamp)
+
+        def on_error(error: Exception) -> None:
+            errors.append(error)
+            finished.set()
+
+        async with streamkit.AsyncClient("bench-key", base_url=base_url) as client:
+            stream = client.chat_stream(model=model, messages=contenders.MESSAGES)
+            stream.subscribe(on_next, on_error, finished.set)
+            await finished.wait()
+        if errors:
+            raise errors[0]
+        return lags
+
+    return asyncio.run(run())
+
+
+LATENCY_CONTENDERS: dict[str, LatencyRun] = {
+    "httpx iter_lines (baseline, sync)": _lines_latency,
+    "streamkit Client → subscribe on_next": _streamkit_subscribe_latency,
+    "streamkit Client → to_iterator": _streamkit_iterator_latency,
+    "official SDK chat_stream (sync)": _sdk_latency,
+    "httpx aiter_lines (baseline, asyncio)": _async_lines_latency,
+    "streamkit AsyncClient → subscribe on_next": _async_streamkit_latency,
+}
+
+
+def bench_latency(report: Report, server: LoopbackServer) -> None:
+    settings = report.settings
+    model = f"paced:{settings.latency_events}:{settings.latency_interval_us}"
+    pooled: dict[str, list[int]] = {name: [] for name in LATENCY_CONTENDERS}
+    per_round: dict[str, list[tuple[float, float]]] = {name: [] for name in LATENCY_CONTENDERS}
+    for run in LATENCY_CONTENDERS.values():  # warm-up: imports, first connection
+        run(server.base_url, "paced:20:200")
+    for _ in range(settings.rounds):
+        for name, run in LATENCY_CONTENDERS.items():
+            lags = sorted(run(server.base_url, model))
+            if len(lags) != settings.latency_events:
+                raise AssertionError(f"{name} saw {len(lags)} of {settings.latency_events} events")
+            pooled[name].extend(lags)
+            per_round[name].append((percentile(lags, 0.5), percentile(lags, 0.99)))
+    rows = []
+    facts: dict[str, tuple[float, float]] = {}
+    for name in LATENCY_CONTENDERS:
+        lags = sorted(pooled[name])
+        baseline = (
+            "httpx aiter_lines (baseline, asyncio)"
+            if "asyncio" in name or "AsyncClient" in name
+            else "httpx iter_lines (baseline, sync)"
+        )
+        added50 = Spread.of(
+            [(a[0] - b[0]) / 1e3 for a, b in zip(per_round[name], per_round[baseline], strict=True)]
+        )
+        added99 = Spread.of(
+            [(a[1] - b[1]) / 1e3 for a, b in zip(per_round[name], per_round[baseline], strict=True)]
+        )
+        facts[name] = (added50.median, added99.median)
+        rows.append(
+            [
+                name,
+                f"{percentile(lags, 0.5) / 1e3:.1f}",
+                f"{percentile(lags, 0.99) / 1e3:.1f}",
+                "—" if name == baseline else added50.show(1),
+                "—" if name == baseline else added99.show(1),
+            ]
+        )
+    report.facts["latency_added"] = facts
+    report.add(
+        "Latency: server write to the subscriber",
+        f"A loopback server in its own process writes one stamped `content-delta` every "
+        f"{settings.latency_interval_us} µs ({settings.latency_events:,} per stream, "
+        f"{settings.rounds} interleaved rounds per contender); the stamp is the server's "
+        "`perf_counter_ns()` (CLOCK_MONOTONIC, shared by both processes) just before its write, "
+        "and each contender subtracts it from its own clock first thing in `on_next` / the loop "
+        'body. p50/p99 are over all rounds pooled; "added" is the contender\'s p50 (p99) minus '
+        "the baseline's in the same round (median [min–max] over rounds). Sync contenders "
+        "compare with `iter_lines`, asyncio ones with `aiter_lines`.",
+        ["contender", "p50 µs", "p99 µs", "added p50 µs", "added p99 µs"],
+        rows,
+    )
+
+
+# ----------------------------------------------------------------------------- scale
+
+
+def bench_scale(report: Report) -> None:
+    settings = report.settings
+
+    def decode(chunks: list[bytes]) -> None:
+        from_sse_bytes(chunks).subscribe(discard)
+
+    def sentences(chunks: list[bytes]) -> None:
+        from_sse_bytes(chunks).pipe(text_only(), buffer_sentences()).subscribe(discard)
+
+    def reduce(chunks: list[bytes]) -> None:
+        from_sse_bytes(chunks).pipe(final_message()).subscribe(discard)
+
+    pipelines: dict[str, Callable[[list[bytes]], None]] = {
+        "parse only": decode,
+        "parse + text_only + buffer_sentences": sentences,
+        "parse + final_message": reduce,
+    }
+    rows = []
+    per_event: dict[str, list[float]] = {name: [] for name in pipelines}
+    memory: dict[str, list[float]] = {name: [] for name in pipelines}
+    for size in settings.scale_sizes:
+        reply = make_reply(size)
+        repeats = 3 if size <= 100_000 else 1
+        for name, pipeline in pipelines.items():
+            with quiet_gc():
+                times = []
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    pipeline(reply.chunks)
+                    times.append(time.perf_counter() - start)
+            elapsed = min(times)
+            gc.collect()
+            tracemalloc.start()
+            pipeline(reply.chunks)
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            per_event[name].append(elapsed / size * 1e6)
+            memory[name].append(peak / size)
+            rows.append(
+                [
+                    f"{size:,}",
+                    name,
+                    f"{elapsed:.3f}",
+                    f"{elapsed / size * 1e6:.2f}",
+                    f"{peak / 1e6:.2f}",
+                    f"{peak / size:.0f}",
+                ]
+            )
+        del reply
+    report.facts["scale_us"] = per_event
+    report.facts["scale_bytes_per_event"] = memory
+    report.add(
+        "Scale: time and peak memory from 1k to 1M events",
+        "Each size is one generated reply replayed through `from_sse_bytes` (time: best of 3, "
+        "1 run at 1M; memory: tracemalloc's peak in a separate run, input bytes excluded, as "
+        "they exist before tracing starts). Linear time shows as a flat µs/event column; flat "
+        "memory as a peak that does not grow with the size.",
+        ["events", "pipeline", "seconds", "µs/event", "peak MB", "peak bytes/event"],
+        rows,
+    )
+
+
+# ----------------------------------------------------------------------------- concurrency
+
+
+@dataclass
+class Trial:
+    """One run of N concurrent streams."""
+
+    streams: int
+    events: int
+    expected: int
+    lag_p50_ms: float
+    lag_p99_ms: float
+    cpu_us_per_event: float
+    failures: int
+    seconds: float
+
+    @property
+    def keeps_up(self) -> bool:
+        return (
+            self.failures == 0
+            and self.events == self.expected
+            and self.lag_p99_ms <= KEEP_UP_P99_MS
+        )
+
+
+WARM_UP_EVENTS = 10  # per stream: the first 200 ms overlap with opening the connections
+
+
+def _pool() -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0, connect=60.0))
+
+
+async def _streamkit_streams(base_url: str, streams: int, count: int) -> tuple[list[int], int]:
+    lags: list[int] = []
+    clock = time.perf_counter_ns
+    remaining = streams
+    failures = 0
+    finished = asyncio.Event()
+
+    Observer = tuple[Callable[[Any], None], Callable[[Exception], None], Callable[[], None]]
+
+    def stream_observer() -> Observer:
+        seen = 0
+
+        def on_next(event: Any) -> None:
+            nonlocal seen
+            now = clock()
+            stamp = _stamp(event)
+            if stamp is not None:
+                seen += 1
+                if seen > WARM_UP_EVENTS:
+                    lags.append(now - stamp)
+
+        def on_error(_: Exception) -> None:
+            nonlocal failures
+            failures += 1
+            done()
+
+        return on_next, on_error, done
+
+    def done() -> None:
+        nonlocal remaining
+        remaining -= 1
+        if remaining == 0:
+            finished.set()
+
+    async with _pool() as http:
+        client = streamkit.AsyncClient("bench-key", base_url=base_url, http_client=http)
+        subscriptions = []
+        for _ in range(streams):
+            stream = client.chat_stream(model=f"ticked:{count}", messages=contenders.MESSAGES)
+            subscriptions.append(stream.subscribe(*stream_observer()))
+        await asyncio.wait_for(finished.wait(), timeout=count / 50 + 120)
+    return lags, failures
+
+
+async def _sdk_streams(base_url: str, streams: int, count: int) -> tuple[list[int], int]:
+    import cohere
+
+    lags: list[int] = []
+    clock = time.perf_counter_ns
+    failures = 0
+
+    async with _pool() as http:
+        client: Any = cohere.AsyncClientV2(
+            api_key="bench-key", base_url=base_url, httpx_client=http
+        )
+
+        async def one() -> None:
+            nonlocal failures
+            seen = 0
+            try:
+                async for event in client.chat_stream(
+                    model=f"ticked:{count}", messages=contenders.MESSAGES
+                ):
+                    now = clock()
+                    stamp = _stamp(event)
+                    if stamp is not None:
+                        seen += 1
+                        if seen > WARM_UP_EVENTS:
+                            lags.append(now - stamp)
+            except Exception:
+                failures += 1
+
+        await asyncio.wait_for(
+            asyncio.gather(*(one() for _ in range(streams))), timeout=count / 50 + 120
+        )
+    return lags, failures
+
+
+StreamsRun = Callable[[str, int, int], Any]
+
+CONCURRENCY_CONTENDERS: dict[str, StreamsRun] = {
+    "streamkit AsyncClient (subscribe)": _streamkit_streams,
+    "official SDK AsyncClientV2 (async for)": _sdk_streams,
+}
+
+
+def trial(run: StreamsRun, base_url: str, streams: int, count: int) -> Trial:
+    start_cpu = time.process_time()
+    start = time.perf_counter()
+    lags, failures = asyncio.run(run(base_url, streams, count))
+    seconds = time.perf_counter() - start
+    cpu = time.process_time() - start_cpu
+    lags.sort()
+    expected = streams * (count - WARM_UP_EVENTS)
+    return Trial(
+        streams=streams,
+        events=len(lags),
+        expected=expected,
+        lag_p50_ms=percentile(lags, 0.5) / 1e6,
+        lag_p99_ms=percentile(lags, 0.99) / 1e6,
+        cpu_us_per_event=cpu / max(1, streams * count) * 1e6,
+        failures=failures,
+        seconds=seconds,
+    )
+
+
+def find_max_streams(run: StreamsRun, base_url: str, settings: Settings) -> tuple[int, list[Trial]]:
+    """Double N while the loop keeps up, then bisect between the last good and first bad N."""
+    trials: list[Trial] = []
+    good, bad = 0, 0
+    streams = settings.concurrency_start
+    while streams <= settings.concurrency_max:
+        result = trial(run, base_url, streams, settings.concurrency_events)
+        trials.append(result)
+        print(f"  {streams} streams: {result}", flush=True)
+        if not result.keeps_up:
+            bad = streams
+            break
+        good = streams
+        streams *= 2
+    for _ in range(settings.bisect_steps if bad else 0):
+        middle = (good + bad) // 2
+        if middle in (good, bad):
+            break
+        result = trial(run, base_url, middle, settings.concurrency_events)
+        trials.append(result)
+        print(f"  {middle} streams: {result}", flush=True)
+        if result.keeps_up:
+            good = middle
+        else:
+            bad = middle
+    return good, trials
+
+
+def bench_concurrency(report: Report, server: LoopbackServer) -> None:
+    settings = report.settings
+    rows = []
+    best: dict[str, int] = {}
+    for name, run in CONCURRENCY_CONTENDERS.items():
+        print(f"{name}:", flush=True)
+        good, trials = find_max_streams(run, server.base_url, settings)
+        best[name] = good
+        for result in trials:
+            rows.append(
+                [
+                    name,
+                    f"{result.streams:,}",
+                    f"{result.lag_p50_ms:.1f}",
+                    f"{result.lag_p99_ms:.1f}",
+                    f"{result.cpu_us_per_event:.0f}",
+                    f"{result.events:,}/{result.expected:,}",
+                    "yes" if result.keeps_up else "no",
+                ]
+            )
+    thousand = trial(
+        _streamkit_streams, server.base_url, settings.thousand, settings.concurrency_events
+    )
+    rows.append(
+        [
+            "streamkit AsyncClient: the 1,000-stream run" if not report.quick else "streamkit N",
+            f"{thousand.streams:,}",
+            f"{thousand.lag_p50_ms:.1f}",
+            f"{thousand.lag_p99_ms:.1f}",
+            f"{thousand.cpu_us_per_event:.0f}",
+            f"{thousand.events:,}/{thousand.expected:,}",
+            "yes" if thousand.keeps_up else "no",
+        ]
+    )
+    sdk_best = best["official SDK AsyncClientV2 (async for)"]
+    ours = best["streamkit AsyncClient (subscribe)"]
+    report.facts["streams"] = (ours, sdk_best)
+    report.facts["thousand"] = thousand
+    capped = " (the search stopped at its cap)" if ours >= settings.concurrency_max else ""
+    report.add(
+        "Concurrency: streams at 50 events/s on one asyncio loop",
+        f"N streams of {settings.concurrency_events} stamped deltas at 50/s each from the "
+        "loopback server process (one shared 1 ms ticker, 20 phases), read on one asyncio "
+        "loop in this process through one `httpx.AsyncClient` without a connection limit. "
+        f"A run keeps up when every stream completes and the lag p99 (write to `on_next` / "
+        f"loop body, first {WARM_UP_EVENTS} events of each stream excluded) is ≤ "
+        f"{KEEP_UP_P99_MS:.0f} ms. N doubles from {settings.concurrency_start} until a run "
+        f"fails, then {settings.bisect_steps} bisection steps. Most streams kept up with: "
+        f"**streamkit {ours:,}{capped}, SDK {sdk_best:,}**. CPU µs/event is this process's "
+        "CPU time over all events of the run (the client's whole cost per event).",
+        ["client", "streams", "lag p50 ms", "lag p99 ms", "CPU µs/event", "events", "keeps up"],
+        rows,
+    )
+
+
+async def _idle_streamkit(base_url: str, streams: int) -> float:
+    started = 0
+    ready = asyncio.Event()
+
+    def on_next(event: Any) -> None:
+        nonlocal started
+        if event.type == "content-start":
+            started += 1
+            if started == streams:
+                ready.set()
+
+    async with _pool() as http:
+        client = streamkit.AsyncClient("bench-key", base_url=base_url, http_client=http)
+        await _one_idle_streamkit(client)  # warm-up: imports and first-use caches
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        subscriptions = [
+            client.chat_stream(model="idle", messages=contenders.MESSAGES).subscribe(on_next)
+            for _ in range(streams)
+        ]
+        await asyncio.wait_for(ready.wait(), timeout=120)
+        await asyncio.sleep(0.2)
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        for subscription in subscriptions:
+            subscription.dispose()
+        await asyncio.sleep(0.2)
+    return (after - before) / streams
+
+
+async def _one_idle_streamkit(client: streamkit.AsyncClient) -> None:
+    got = asyncio.Event()
+    subscription = client.chat_stream(model="idle", messages=contenders.MESSAGES).subscribe(
+        lambda event: got.set() if event.type == "content-start" else None
+    )
+    await asyncio.wait_for(got.wait(), timeout=30)
+    subscription.dispose()
+    await asyncio.sleep(0.05)
+
+
+async def _idle_sdk(base_url: str, streams: int) -> float:
+    import cohere
+
+    started = 0
+    ready = asyncio.Event()
+
+    async with _pool() as http:
+        client: Any = cohere.AsyncClientV2(
+            api_key="bench-key", base_url=base_url, httpx_client=http
+        )
+
+        async def one() -> None:
+            nonlocal started
+            async for event in client.chat_stream(model="idle", messages=contenders.MESSAGES):
+                if event.type == "content-start":
+                    started += 1
+                    if started >= streams:
+                        ready.set()
+
+        warm = asyncio.ensure_future(one())
+        while started == 0:
+            await asyncio.sleep(0.01)
+        warm.cancel()
+        await asyncio.gather(warm, return_exceptions=True)
+        started = 0
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        tasks = [asyncio.ensure_future(one()) for _ in range(streams)]
+        await asyncio.wait_for(ready.wait(), timeout=120)
+        await asyncio.sleep(0.2)
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return (after - before) / streams
+
+
+def bench_idle(report: Report, server: LoopbackServer) -> None:
+    streams = report.settings.idle_streams
+    ours = asyncio.run(_idle_streamkit(server.base_url, streams))
+    sdk = asyncio.run(_idle_sdk(server.base_url, streams))
+    report.facts["idle"] = (ours, sdk)
+    report.add(
+        "Memory per idle stream",
+        f"{streams:,} streams opened on one loop that received `message-start` and "
+        "`content-start` and then wait; tracemalloc's current size after minus before "
+        "(after a warm-up stream and `gc.collect()`), divided by the streams. Python "
+        "allocations only: kernel socket buffers are not counted.",
+        ["client", "streams", "KiB per idle stream"],
+        [
+            ["streamkit AsyncClient (subscribe)", f"{streams:,}", f"{ours / 1024:.1f}"],
+            ["official SDK AsyncClientV2 (async for)", f"{streams:,}", f"{sdk / 1024:.1f}"],
+        ],
+    )
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def summarise(report: Report) -> None:
+    facts = report.facts
+    lines = []
+    if "parse_vs_sdk" in facts:
+        ratio = facts["parse_vs_sdk"]["streamkit ChatEventDecoder"]
+        observable = facts["parse_vs_sdk"]["streamkit from_sse_bytes (Observable)"]
+        client = facts["parse_vs_sdk"]["streamkit Client (MockTransport)"]
+        floor = facts["parse"]["json.loads alone (floor)"]
+        ours = facts["parse"]["streamkit ChatEventDecoder"]
+        lines.append(
+            f"- Parse: streamkit decodes **{ratio:.0f}×** faster than the official SDK on the "
+            f"same bytes ({observable:.0f}× through `from_sse_bytes`, {client:.0f}× through "
+            f"`Client` over the same transport); target ≥ {TARGET_PARSE_VS_SDK:.0f}×: "
+            f"**{'met' if ratio >= TARGET_PARSE_VS_SDK else 'not met'}**. Stretch (faster "
+            f"than `json.loads` alone): {ours:.2f} vs {floor:.2f} µs/event, "
+            f"**{'met' if ours < floor else 'not met'}**."
+        )
+    if "pipeline_full_us" in facts:
+        full = facts["pipeline_full_us"]
+        lines.append(
+            f"- Full pipeline (parse, text_only, buffer_sentences, final_message): "
+            f"**{full:.1f} µs/event**; target < {TARGET_PIPELINE_US:.0f} µs: "
+            f"**{'met' if full < TARGET_PIPELINE_US else 'not met'}** (all four operators "
+            f"from bytes: {facts['pipeline_all_us']:.1f} µs/event)."
+        )
+    if "latency_added" in facts:
+        for name in (
+            "streamkit Client → subscribe on_next",
+            "streamkit Client → to_iterator",
+            "streamkit AsyncClient → subscribe on_next",
+        ):
+            p50, p99 = facts["latency_added"][name]
+            met = p50 <= TARGET_ADDED_P50_US and p99 <= TARGET_ADDED_P99_US
+            lines.append(
+                f"- Added latency, {name}: **{p50:+.1f} µs p50, {p99:+.1f} µs p99** over "
+                f"plain httpx; targets ≤ {TARGET_ADDED_P50_US:.0f} / "
+                f"{TARGET_ADDED_P99_US:.0f} µs (project) and < 1 ms p99 (issue): "
+                f"**{'met' if met else 'not met'}**."
+            )
+        sdk50, sdk99 = facts["latency_added"]["official SDK chat_stream (sync)"]
+        lines.append(f"- The SDK adds {sdk50:+.1f} µs p50, {sdk99:+.1f} µs p99 in the same run.")
+    if "streams" in facts:
+        ours, sdk = facts["streams"]
+        ratio = ours / sdk if sdk else float("inf")
+        thousand: Trial = facts["thousand"]
+        lines.append(
+            f"- Streams at 50 events/s on one loop: streamkit **{ours:,}**, SDK **{sdk:,}**: "
+            f"**{ratio:.1f}×**; target ≥ {TARGET_STREAMS_VS_SDK:.0f}×: "
+            f"**{'met' if ratio >= TARGET_STREAMS_VS_SDK else 'not met'}**. "
+            f"{thousand.streams:,} streams: lag p99 {thousand.lag_p99_ms:.1f} ms, "
+            f"{'kept up' if thousand.keeps_up else 'did not keep up'}."
+        )
+    if "idle" in facts:
+        ours_idle, sdk_idle = facts["idle"]
+        lines.append(
+            f"- Memory per idle stream: streamkit {ours_idle / 1024:.1f} KiB, "
+            f"SDK {sdk_idle / 1024:.1f} KiB."
+        )
+    report.summary = lines
+
+
+def write(report: Report, path: Path, command: str, seconds: float) -> None:
+    head = [
+        "# Benchmark results",
+        "",
+        "Written by `benchmarks/run.py`; do not edit by hand. Regenerate with the command below.",
+        "",
+        *environment(command),
+        f"- Wall time: {seconds:.0f} s"
+        + (" (quick mode: smoke-test sizes)" if report.quick else ""),
+        "",
+        "## Headline",
+        "",
+        *report.summary,
+        "",
+    ]
+    path.write_text("\n".join(head) + "\n" + "\n".join(report.sections))
+
+
+SECTIONS = ("parse", "profile", "pipeline", "latency", "scale", "concurrency", "idle")
+
+
+def main(argv: Sequence[str] | None = None) -> Report:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="smoke-test sizes (seconds)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="the Markdown file")
+    parser.add_argument(
+        "--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run"
+    )
+    args = parser.parse_args(argv)
+    settings = QUICK if args.quick else Settings()
+    report = Report(settings=settings, quick=args.quick)
+    command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
+    if args.only != list(SECTIONS):
+        command += " --only " + " ".join(args.only)
+    started = time.perf_counter()
+    if "parse" in args.only:
+        bench_parse(report)
+    if "profile" in args.only:
+        bench_profile(report)
+    if "pipeline" in args.only:
+        bench_pipeline(report)
+    if {"latency", "concurrency", "idle"} & set(args.only):
+        with LoopbackServer() as server:
+            if "latency" in args.only:
+                bench_latency(report, server)
+            if "concurrency" in args.only:
+                bench_concurrency(report, server)
+            if "idle" in args.only:
+                bench_idle(report, server)
+    if "scale" in args.only:
+        bench_scale(report)
+    summarise(report)
+    write(report, args.output, command, time.perf_counter() - started)
+    print("\n".join(report.summary))
+    print(f"\nwrote {args.output}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
