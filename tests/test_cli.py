@@ -2,26 +2,73 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "The weather in a city",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    },
+    # The short form: a bare function, wrapped by the CLI.
+    {"name": "get_time", "description": "The time now"},
+]
+DOCUMENTS = [
+    {"id": "paris", "data": {"title": "Paris", "text": "Paris is the capital of France."}},
+    "Lyon is the third-largest city of France.",
+]
+
+
+def environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    result = {k: v for k, v in os.environ.items() if k not in ("CO_API_KEY", "CO_API_URL")}
+    # The offline backend at full speed, unless a test asks for a pace.
+    result["STREAMKIT_OFFLINE_PACING"] = "0"
+    result.pop("NO_COLOR", None)
+    result.update(env or {})
+    return result
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k not in ("CO_API_KEY", "CO_API_URL")}
-    environment.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "streamkit", *args],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=ROOT,
-        env=environment,
+        env=environment(env),
         check=False,
     )
+
+
+@pytest.fixture
+def tools_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tools.json"
+    path.write_text(json.dumps(TOOLS), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def documents_file(tmp_path: Path) -> Path:
+    path = tmp_path / "documents.json"
+    path.write_text(json.dumps(DOCUMENTS), encoding="utf-8")
+    return path
 
 
 def test_chat_without_a_key_streams_from_the_offline_backend() -> None:
@@ -39,19 +86,6 @@ def test_chat_with_a_system_message_and_model() -> None:
     assert result.stdout.strip()
 
 
-def test_bad_arguments_give_one_line_and_exit_2() -> None:
-    result = run("chat")
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert "error" in result.stderr
-
-
-def test_unknown_flag_is_one_line_and_exit_2() -> None:
-    result = run("chat", "hi", "--no-such-flag")
-    assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1
-
-
 def test_api_errors_are_one_line_with_a_nonzero_exit() -> None:
     # A key is set, so the CLI goes to CO_API_URL: a closed port on loopback.
     result = run("chat", "hi", env={"CO_API_KEY": "k", "CO_API_URL": "http://127.0.0.1:9"})
@@ -64,3 +98,259 @@ def test_api_errors_are_one_line_with_a_nonzero_exit() -> None:
 def test_version() -> None:
     result = run("--version")
     assert result.returncode == 0 and result.stdout.startswith("streamkit ")
+
+
+# ----------------------------------------------------------------------------- request flags
+
+
+def test_tools_print_the_plan_and_each_call_with_its_arguments(tools_file: Path) -> None:
+    result = run("chat", "What is the weather in Paris?", "--tools", str(tools_file))
+    assert result.returncode == 0, result.stderr
+    plan, calls = result.stdout.split("\n\n")
+    assert plan.startswith("I will call get_weather and get_time")
+    lines = calls.splitlines()
+    assert lines[0].startswith('→ get_weather({"city": "Paris"})  [get_weather_')
+    assert lines[1].startswith("→ get_time({})  [get_time_")
+
+
+def test_documents_from_json_and_text_files_are_cited(documents_file: Path, tmp_path: Path) -> None:
+    text_file = tmp_path / "eiffel.txt"
+    text_file.write_text("The Eiffel Tower was completed in 1889.", encoding="utf-8")
+    result = run(
+        "chat",
+        "Tell me about Paris",
+        "--documents",
+        str(documents_file),
+        "--documents",
+        str(text_file),
+    )
+    assert result.returncode == 0, result.stderr
+    answer, citations = result.stdout.split("\n\nCitations:\n")
+    assert "Paris is the capital of France" in answer
+    cited = citations.splitlines()
+    assert len(cited) == 3
+    assert cited[0].startswith("  'Paris is the capital of France' [")
+    assert cited[0].endswith("cites document paris")
+    assert cited[1].endswith("cites document doc:1")
+    assert cited[2].endswith("cites document eiffel.txt")
+
+
+def test_thinking_comes_first_then_the_answer() -> None:
+    result = run("chat", "Tell me about Paris", "--thinking")
+    assert result.returncode == 0, result.stderr
+    thinking, answer = result.stdout.split("\n\n")
+    assert thinking.startswith("The user wrote")
+    assert answer.startswith("Offline answer")
+
+
+def test_show_usage_adds_a_footer_and_show_tools_works_without_tools() -> None:
+    result = run("chat", "Hi", "--show", "usage", "--show", "tools")
+    assert result.returncode == 0, result.stderr
+    footer = result.stdout.rstrip("\n").splitlines()[-1]
+    assert footer.startswith("— finish COMPLETE · tokens in ")
+    assert "billed in" in footer and "first token" in footer
+
+
+# ----------------------------------------------------------------------------- output flags
+
+
+def test_json_prints_one_parseable_event_per_line_and_nothing_else() -> None:
+    result = run("chat", "What is the capital of France?", "--json")
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[0]["type"] == "message-start" and events[-1]["type"] == "message-end"
+    text = "".join(
+        e["delta"]["message"]["content"].get("text", "")
+        for e in events
+        if e["type"] == "content-delta"
+    )
+    plain = run("chat", "What is the capital of France?")
+    assert text + "\n" == plain.stdout
+
+
+def test_sentences_print_one_sentence_per_line() -> None:
+    result = run("chat", "What is the capital of France?", "--sentences")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 4
+    assert all(line == line.strip() and line[-1] in ".!?" for line in lines)
+    plain = run("chat", "What is the capital of France?")
+    assert " ".join(lines) == plain.stdout.strip()
+
+
+def test_piped_output_is_plain_text(tools_file: Path) -> None:
+    result = run("chat", "Weather?", "--tools", str(tools_file), "--thinking", "--show", "usage")
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout + result.stderr
+    assert "\r" not in result.stdout + result.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_a_spinner_runs_on_a_terminal_stderr_until_the_first_token() -> None:
+    import pty
+
+    primary, secondary = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "streamkit", "chat", "Hi"],
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        cwd=ROOT,
+        env=environment({"STREAMKIT_OFFLINE_PACING": "0.05"}),
+    ) as process:
+        os.close(secondary)
+        assert process.stdout is not None
+        first = process.stdout.read(1)
+        process.send_signal(signal.SIGINT)  # no need to wait for the rest
+        assert process.wait(timeout=10) == 130
+        out = first + process.stdout.read()
+    terminal = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    os.close(primary)
+    drawn = terminal.decode("utf-8")
+    waiting, erased, after = drawn.partition("\r\x1b[K")
+    assert "\r⠋ waiting for the first token… 0.0s" in waiting and erased
+    assert after.strip() == "streamkit: cancelled"
+    assert out.decode("utf-8").startswith("Offline")  # stdout, a pipe, stays plain
+    assert "\x1b" not in out.decode("utf-8")
+
+
+# ----------------------------------------------------------------------------- record, replay
+
+
+def test_a_recorded_chat_replays_and_inspects(tmp_path: Path, tools_file: Path) -> None:
+    path = tmp_path / "reply.sse"
+    live = run(
+        "chat", "Weather in Paris?", "--tools", str(tools_file), "--json", "--record", str(path)
+    )
+    assert live.returncode == 0, live.stderr
+    assert path.read_text(encoding="utf-8").startswith(": streamkit recording 1\n: t=")
+
+    replayed = run("replay", str(path), "--instant", "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout == live.stdout
+    assert "offline backend" not in replayed.stderr  # no request was sent
+
+    as_chat = run("chat", "--replay", str(path), "--speed", "100", "--show", "tools")
+    assert as_chat.returncode == 0, as_chat.stderr
+    assert "→ get_weather(" in as_chat.stdout
+
+    table = run("inspect", str(path))
+    assert table.returncode == 0, table.stderr
+    rows = table.stdout.splitlines()
+    assert rows[0].split() == ["#", "t", "(s)", "+ms", "type", "detail"]
+    count = len(live.stdout.splitlines())
+    assert rows[count].split()[3].startswith("message-end")
+    assert f"{count} events: message-start 1, tool-plan-delta" in table.stdout
+    assert "finish TOOL_CALL" in table.stdout
+
+
+def test_replay_of_a_failed_recording_fails_the_same_way() -> None:
+    result = run("replay", str(FIXTURES / "error_mid_stream.sse"), "--instant")
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "streamkit: error: ServerStreamError: the server ended the stream with an error"
+        )
+    )
+
+
+# ----------------------------------------------------------------------------- Ctrl-C
+
+
+def slow_recording(path: Path) -> Path:
+    """The text_plain fixture as a recording whose tokens come two seconds apart."""
+    blocks = (FIXTURES / "text_plain.sse").read_text(encoding="utf-8").split("\n\n")
+    stamped = [f": t={max(0, n - 2) * 2.0:.3f}\n{block}" for n, block in enumerate(blocks) if block]
+    path.write_text(": streamkit recording 1\n" + "\n\n".join(stamped) + "\n\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["chat", "Tell me a long story"], id="chat"),
+        pytest.param(["chat", "Tell me a long story", "--json"], id="chat-json"),
+        pytest.param(["replay", "{recording}"], id="replay"),
+    ],
+)
+def test_ctrl_c_mid_stream_cancels_and_exits_130_keeping_the_output(
+    args: list[str], tmp_path: Path
+) -> None:
+    # Paced so that the whole reply would take over 20 seconds: only a prompt exit passes.
+    recording = slow_recording(tmp_path / "slow.sse")
+    with subprocess.Popen(
+        [sys.executable, "-m", "streamkit", *(a.format(recording=recording) for a in args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=environment({"STREAMKIT_OFFLINE_PACING": "0.3"}),
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.read(1)  # the first token has arrived: the stream is live
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=5) == 130
+        out = (first + process.stdout.read()).decode("utf-8")
+        err = process.stderr.read().decode("utf-8")
+    assert out.strip() and out.endswith("\n")
+    assert err.splitlines()[-1] == "streamkit: cancelled"
+    assert "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------- mistakes
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["chat"], "needs a question", id="no-question"),
+        pytest.param(["chat", "hi", "--no-such-flag"], "unrecognized", id="unknown-flag"),
+        pytest.param(["chat", "hi", "--tools", "missing.json"], "no such file", id="no-tools"),
+        pytest.param(["chat", "hi", "--documents", "nope.txt"], "no such file", id="no-docs"),
+        pytest.param(["chat", "hi", "--tools", "README.md"], "not valid JSON", id="bad-tools"),
+        pytest.param(["chat", "--replay", "nope.sse"], "no such file", id="no-replay"),
+        pytest.param(["chat", "hi", "--record", "no/dir/r.sse"], "no such dir", id="no-dir"),
+        pytest.param(["chat", "hi", "--show", "everything"], "invalid choice", id="bad-show"),
+        pytest.param(["chat", "hi", "--json", "--sentences"], "not allowed", id="json-sentences"),
+        pytest.param(["chat", "hi", "--json", "--show", "usage"], "no effect", id="json-show"),
+        pytest.param(["replay", "nope.sse"], "no such file", id="replay-missing"),
+        pytest.param(["replay", "README.md", "--speed", "0"], "positive", id="speed-zero"),
+        pytest.param(["inspect", "nope.sse"], "no such file", id="inspect-missing"),
+        pytest.param(["inspect"], "required", id="inspect-nothing"),
+        pytest.param(
+            ["chat", "hi", "--replay", str(FIXTURES / "text_plain.sse")], "not both", id="both"
+        ),
+    ],
+)
+def test_mistakes_are_one_line_and_exit_2(args: list[str], message: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error" in lines[0] and message in lines[0], result.stderr
+    assert result.stdout == ""
+
+
+def test_a_bad_documents_json_shape_is_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "docs.json"
+    path.write_text("[1, 2]", encoding="utf-8")
+    result = run("chat", "hi", "--documents", str(path))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_pacing_variable_is_a_one_line_error() -> None:
+    result = run("chat", "hi", env={"STREAMKIT_OFFLINE_PACING": "fast"})
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("streamkit: error: STREAMKIT_OFFLINE_PACING")
+    )
