@@ -169,7 +169,7 @@ class ChatEventDecoder:
     def _error_event_error(self, raw: ServerSentEvent) -> ServerStreamError:
         try:
             payload: Any = json.loads(raw.data)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting overflows json's recursion
             payload = raw.data
         reason = ""
         if isinstance(payload, dict):
@@ -190,7 +190,9 @@ def _json_type(data: str) -> str | None:
     """Best-effort event type of a payload, for messages (never the content itself)."""
     try:
         payload = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: pydantic refused a deeply nested payload as a validation error,
+        # but json.loads overflows on it; the message then just says "untyped".
         return None
     kind = payload.get("type") if isinstance(payload, dict) else None
     return kind if isinstance(kind, str) else None
