@@ -10,7 +10,8 @@ in order. It applies the rules of Cohere's stream (``cohere-v2-stream.md`` §1, 
   with the raw event, after every event before it was yielded.
 * ``message-end`` with ``finish_reason: "ERROR"`` is yielded, then raises
   :class:`~streamkit.errors.ServerStreamError`; an ``error`` event raises it directly.
-* End of body before ``message-end`` raises :class:`~streamkit.errors.StreamTruncatedError`.
+* End of body (or ``[DONE]``) before ``message-end`` raises
+  :class:`~streamkit.errors.StreamTruncatedError`.
 
 Every error raised here carries the partial message accumulated so far.
 """
@@ -90,6 +91,12 @@ class ChatEventDecoder:
             event = self.decode(raw)
             if event is None:
                 if self.done:
+                    if not self.accumulator.ended:
+                        # The server said it is done, but the reply never ended: as
+                        # incomplete as an EOF before message-end, so not a success.
+                        raise truncation_error(
+                            self.events, self.accumulator.snapshot(), " ([DONE] came first)"
+                        )
                     return
                 continue
             yield event
