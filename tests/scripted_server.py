@@ -1,22 +1,26 @@
 """A scripted HTTP/1.1 server on 127.0.0.1 for transport and fault tests.
 
-Each response is a script of steps: send the headers, send a chunk, wait for a signal,
-pause, close mid-body (FIN with no chunked terminator), reset (RST), finish properly, or
-stall until the client goes away. The server records every request, counts accepted
-connections, and signals when a client disconnects, so tests wait on events rather than
-sleeping.
+Each response is a script of steps: send the headers, send a chunk, push many chunks,
+wait for a signal, pause, close mid-body (FIN with no chunked terminator), reset (RST),
+finish properly, or stall until the client goes away. A script is queued as a list of
+steps, or as a function of the request (to answer each request by what it asked). The
+server records every request (with its raw headers and arrival time), counts accepted
+connections and the bytes sent, and signals when a client disconnects, so tests wait on
+events rather than sleeping.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import select
 import socket
 import struct
 import threading
 import time
+import zlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +38,17 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class Push:
+    """``count`` chunks of ``data``, each sent as it fits in the socket (TCP backpressure)."""
+
+    data: bytes
+    count: int
+
+
+@dataclass(frozen=True)
 class Wait:
+    """Send nothing until ``event`` is set; ends the response if the client hangs up first."""
+
     event: threading.Event
 
 
@@ -63,7 +77,7 @@ class Stall:
     """Send nothing more until the client disconnects."""
 
 
-Step = Headers | Chunk | Wait | Sleep | Close | Reset | Finish | Stall
+Step = Headers | Chunk | Push | Wait | Sleep | Close | Reset | Finish | Stall
 
 
 def sse_events(events: Iterable[dict[str, Any]], *, done: bool = True) -> list[Step]:
@@ -74,6 +88,25 @@ def sse_events(events: Iterable[dict[str, Any]], *, done: bool = True) -> list[S
     if done:
         steps.append(Chunk(b"data: [DONE]\n\n"))
     return steps
+
+
+def gzip_chunks(pieces: Iterable[bytes]) -> list[Step]:
+    """Gzip the pieces as one body, each piece its own sync-flushed block in its own chunk.
+
+    A client that decodes as it reads can deliver each piece as soon as its chunk arrives.
+    Send them after ``Headers(..., extra=(("Content-Encoding", "gzip"),))``.
+    """
+    compressor = zlib.compressobj(wbits=31)  # 16 + 15: a gzip header and trailer
+    steps: list[Step] = [
+        Chunk(compressor.compress(piece) + compressor.flush(zlib.Z_SYNC_FLUSH)) for piece in pieces
+    ]
+    steps.append(Chunk(compressor.flush(zlib.Z_FINISH)))
+    return steps
+
+
+def redirect(location: str, status: int = 307) -> list[Step]:
+    """A redirect with an empty body."""
+    return [Headers(status, None, (("Location", location),)), Finish()]
 
 
 def json_response(status: int, body: object, *extra: tuple[str, str]) -> list[Step]:
@@ -90,10 +123,19 @@ class RecordedRequest:
     method: str
     path: str
     headers: dict[str, str]
+    """Lower-cased names; the last value wins when a name repeats (see ``raw_headers``)."""
     body: bytes
+    raw_headers: list[tuple[str, str]] = field(default_factory=list)
+    """Every header line as sent, names in their original case."""
+    received_at: float = 0.0
+    """``time.monotonic()`` when the request was read."""
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+
+Script = list[Step] | Callable[[RecordedRequest], list[Step]]
+"""The steps of one response, or a function that picks them from the request."""
 
 
 @dataclass
@@ -101,19 +143,26 @@ class _Served:
     request: RecordedRequest
     disconnected: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
+    bytes_sent: int = 0
+    """Body bytes sent so far (chunk framing excluded); read it from any thread."""
 
 
 class ScriptedServer:
-    """Serves queued scripts in order, one per request; records everything."""
+    """Serves queued scripts in order, one per request; records everything.
 
-    def __init__(self) -> None:
+    Args:
+        default: The script for a request that finds the queue empty (a 404 otherwise).
+    """
+
+    def __init__(self, default: Script | None = None) -> None:
+        self._default = default
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(64)
         self.port = self._listener.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self._scripts: deque[list[Step]] = deque()
+        self._scripts: deque[Script] = deque()
         self._lock = threading.Lock()
         self.served: list[_Served] = []
         self.accepts = 0
@@ -125,7 +174,7 @@ class ScriptedServer:
 
     # ------------------------------------------------------------------ test API
 
-    def enqueue(self, *scripts: list[Step]) -> None:
+    def enqueue(self, *scripts: Script) -> None:
         with self._lock:
             self._scripts.extend(scripts)
 
@@ -140,6 +189,18 @@ class ScriptedServer:
             ok = self._request_seen.wait_for(lambda: len(self.served) >= n, timeout)
             assert ok, f"the server saw {len(self.served)} requests, expected {n}"
             return self.served[n - 1]
+
+    @property
+    def open_connections(self) -> int:
+        """Connections whose serving thread has not finished yet."""
+        with self._lock:
+            return len(self._connections)
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until every connection the server accepted is closed (a client disconnect)."""
+        with self._request_seen:
+            ok = self._request_seen.wait_for(lambda: not self._connections, timeout)
+            assert ok, f"{len(self._connections)} connections are still open"
 
     def close(self) -> None:
         self._stopping = True
@@ -183,18 +244,20 @@ class ScriptedServer:
                 served = _Served(request)
                 with self._request_seen:
                     self.served.append(served)
-                    script = self._scripts.popleft() if self._scripts else None
+                    script = self._scripts.popleft() if self._scripts else self._default
                     self._request_seen.notify_all()
                 if script is None:
                     script = json_response(404, {"message": "no script queued"})
-                keep_going = self._run(conn, reader, script, served)
+                steps = script(request) if callable(script) else script
+                keep_going = self._run(conn, reader, steps, served)
                 if not keep_going:
                     return
         finally:
-            with self._lock:
-                self._connections.discard(conn)
             with contextlib.suppress(OSError):
                 conn.close()
+            with self._request_seen:
+                self._connections.discard(conn)
+                self._request_seen.notify_all()
 
     def _run(
         self, conn: socket.socket, reader: _Reader, script: list[Step], served: _Served
@@ -211,9 +274,18 @@ class ScriptedServer:
                 elif isinstance(step, Chunk):
                     if step.data:
                         conn.sendall(b"%x\r\n%s\r\n" % (len(step.data), step.data))
+                        served.bytes_sent += len(step.data)
+                elif isinstance(step, Push):
+                    frame = b"%x\r\n%s\r\n" % (len(step.data), step.data)
+                    for _ in range(step.count):
+                        conn.sendall(frame)  # blocks while the client's buffers are full
+                        served.bytes_sent += len(step.data)
                 elif isinstance(step, Wait):
-                    while not step.event.wait(0.05):
+                    while not step.event.wait(0.02):
                         if self._stopping:
+                            return False
+                        if reader.peer_closed():  # the client hung up while we waited
+                            served.disconnected.set()
                             return False
                 elif isinstance(step, Sleep):
                     time.sleep(step.seconds)
@@ -261,12 +333,15 @@ class _Reader:
             if not data:
                 return None
             self._buffer += data
+        received_at = time.monotonic()
         head, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
         lines = head.decode("latin-1").split("\r\n")
         method, path, _ = lines[0].split(" ", 2)
         headers: dict[str, str] = {}
+        raw_headers: list[tuple[str, str]] = []
         for line in lines[1:]:
             name, _, value = line.partition(":")
+            raw_headers.append((name.strip(), value.strip()))
             headers[name.strip().lower()] = value.strip()
         length = int(headers.get("content-length", "0"))
         while len(self._buffer) < length:
@@ -275,7 +350,17 @@ class _Reader:
                 return None
             self._buffer += data
         body, self._buffer = self._buffer[:length], self._buffer[length:]
-        return RecordedRequest(method, path, headers, body)
+        return RecordedRequest(method, path, headers, body, raw_headers, received_at)
+
+    def peer_closed(self) -> bool:
+        """True if the client has closed or reset its end (checked without blocking)."""
+        readable, _, _ = select.select([self._conn], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return self._conn.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def wait_for_disconnect(self, served: _Served) -> None:
         while self._recv():

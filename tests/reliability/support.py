@@ -1,0 +1,205 @@
+"""What the reliability tests share: clients on a pool of one, counting transports, resources.
+
+The section letters (B, F, C, L, S, N) refer to ``reliability-tests.md`` §2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from streamkit import AsyncClient, ChatEvent, Client, to_async_iterator, to_iterator
+from tests.collect import Collector
+from tests.test_client import KEY, MESSAGES
+
+__all__ = [
+    "KEY",
+    "MESSAGES",
+    "CountingAsyncTransport",
+    "CountingTransport",
+    "Outcome",
+    "MODES",
+    "acollect",
+    "apool1_client",
+    "async_wait_until",
+    "collect",
+    "run_stream",
+    "open_sockets",
+    "pool1",
+    "wait_until",
+]
+
+Outcome = tuple[list[ChatEvent], BaseException | None]
+"""The events a stream delivered, and the error it ended with (None when it completed)."""
+
+
+def pool1() -> httpx.Limits:
+    """F4: one connection. A leaked connection turns the next request into a PoolTimeout."""
+    return httpx.Limits(max_connections=1, max_keepalive_connections=1)
+
+
+POOL1_TIMEOUT = httpx.Timeout(5.0, pool=1.0)
+
+
+@contextlib.asynccontextmanager
+async def apool1_client(
+    base_url: str, *, transport: httpx.AsyncBaseTransport | None = None, **options: Any
+) -> AsyncIterator[AsyncClient]:
+    """The async twin of ``tests.test_client.pool1_client``."""
+    async with httpx.AsyncClient(
+        limits=pool1(), timeout=POOL1_TIMEOUT, transport=transport
+    ) as http:
+        async with AsyncClient(KEY, base_url=base_url, http_client=http, **options) as client:
+            yield client
+
+
+def collect(client: Client, **arguments: Any) -> Outcome:
+    """Iterate a stream to its end with ``with to_iterator(...)``; never raises."""
+    events: list[ChatEvent] = []
+    try:
+        with to_iterator(client.chat_stream(model="m", messages=MESSAGES, **arguments)) as it:
+            for event in it:
+                events.append(event)
+    except Exception as error:  # the test inspects it
+        return events, error
+    return events, None
+
+
+async def acollect(client: AsyncClient, **arguments: Any) -> Outcome:
+    """The async twin of :func:`collect`, with ``async with to_async_iterator(...)``."""
+    events: list[ChatEvent] = []
+    try:
+        stream = client.chat_stream(model="m", messages=MESSAGES, **arguments)
+        async with to_async_iterator(stream) as it:
+            async for event in it:
+                events.append(event)
+    except Exception as error:  # the test inspects it
+        return events, error
+    return events, None
+
+
+MODES = [
+    pytest.param("iterator", id="iterator"),
+    pytest.param("observable", id="observable"),
+    pytest.param("async", id="async"),
+]
+"""The three ways to consume a client stream: ``for`` on the caller's thread, ``subscribe``
+(a reader thread), and ``async for`` on an ``AsyncClient``."""
+
+
+def run_stream(mode: str, base_url: str, **options: Any) -> Outcome:
+    """One stream from a fresh client, consumed the ``mode`` way; never raises."""
+    if mode == "async":
+
+        async def main() -> Outcome:
+            async with AsyncClient(KEY, base_url=base_url, **options) as client:
+                return await acollect(client)
+
+        return asyncio.run(main())
+    with Client(KEY, base_url=base_url, **options) as client:
+        if mode == "iterator":
+            return collect(client)
+        collector: Collector[ChatEvent] = Collector()
+        collector.subscribe(client.chat_stream(model="m", messages=MESSAGES))
+        collector.wait()
+        assert collector.terminal_signals == 1
+        return collector.items, collector.error
+
+
+class _CountingStream(httpx.SyncByteStream):
+    def __init__(self, inner: httpx.SyncByteStream, owner: CountingTransport) -> None:
+        self._inner = inner
+        self._owner = owner
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._inner)
+
+    def close(self) -> None:
+        with self._owner.lock:
+            self._owner.closes += 1
+        self._inner.close()
+
+
+class CountingTransport(httpx.HTTPTransport):
+    """The real transport, counting requests sent and response bodies closed."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.lock = threading.Lock()
+        self.requests = 0
+        self.closes = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self.lock:
+            self.requests += 1
+        response = super().handle_request(request)
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        response.stream = _CountingStream(response.stream, self)
+        return response
+
+
+class _CountingAsyncStream(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream, owner: CountingAsyncTransport) -> None:
+        self._inner = inner
+        self._owner = owner
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._inner.__aiter__()
+
+    async def aclose(self) -> None:
+        self._owner.closes += 1
+        await self._inner.aclose()
+
+
+class CountingAsyncTransport(httpx.AsyncHTTPTransport):
+    """The async twin of :class:`CountingTransport`."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.requests = 0
+        self.closes = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        response = await super().handle_async_request(request)
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _CountingAsyncStream(response.stream, self)
+        return response
+
+
+def open_sockets() -> int:
+    """How many sockets this process holds open (client and loopback-server ends alike)."""
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                count += 1
+    return count
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``timeout`` passes (False)."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+async def async_wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """:func:`wait_until` without blocking the running loop."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            return False
+        await asyncio.sleep(0.005)
+    return True
