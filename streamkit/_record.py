@@ -411,11 +411,15 @@ def record(
                 observer.on_error(error)
                 return Disposable()
             upstream = SerialDisposable()
+            failed = threading.Event()
 
             def on_next(event: ChatEvent) -> None:
+                if failed.is_set():
+                    return
                 try:
                     writer.event(event)
                 except OSError as error:
+                    failed.set()
                     upstream.dispose()
                     writer.close(_error_note(error))
                     observer.on_error(error)
@@ -533,40 +537,37 @@ def _emit_timed(
 ) -> abc.DisposableBase:
     entries = recording.entries
     start = scheduler.now
-    timer = SerialDisposable()
     disposed = threading.Event()
 
     def due(seconds: float) -> datetime.datetime:
         return start + datetime.timedelta(seconds=0.0 if speed is None else seconds / speed)
 
-    def step(_: abc.SchedulerBase, position: Any) -> None:
+    def step(_: abc.SchedulerBase, position: Any) -> abc.DisposableBase | None:
         # Emit everything due at this moment, then set one timer for the next moment: one
-        # timer at a time keeps the events in order and never on two threads at once.
+        # timer at a time keeps the events in order and never on two threads at once. The
+        # next timer is returned, not stored: the scheduler chains it to this one, so
+        # disposing the first disposes whichever is pending, with no race against a timer
+        # that fires before its own handle is stored.
         i: int = position
         moment = entries[i].time if i < len(entries) else recording.end
         while i < len(entries) and entries[i].time <= moment:
             if disposed.is_set():
-                return
+                return None
             observer.on_next(entries[i].event)
             i += 1
         if disposed.is_set():
-            return
+            return None
         if i < len(entries):
-            timer.disposable = scheduler.schedule_absolute(due(entries[i].time), step, i)
-        elif moment >= recording.end:
+            return scheduler.schedule_absolute(due(entries[i].time), step, i)
+        if moment >= recording.end:
             _finish(recording, observer)
-        else:
-            timer.disposable = scheduler.schedule_absolute(due(recording.end), _end)
+            return None
+        return scheduler.schedule_absolute(due(recording.end), end)
 
-    def _end(_: abc.SchedulerBase, __: Any) -> None:
+    def end(_: abc.SchedulerBase, __: Any) -> None:
         if not disposed.is_set():
             _finish(recording, observer)
 
     first = entries[0].time if entries else recording.end
-    timer.disposable = scheduler.schedule_absolute(due(first), step, 0)
-
-    def dispose() -> None:
-        disposed.set()
-        timer.dispose()
-
-    return Disposable(dispose)
+    timers = scheduler.schedule_absolute(due(first), step, 0)
+    return CompositeDisposable(Disposable(disposed.set), timers)

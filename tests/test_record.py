@@ -30,7 +30,7 @@ from streamkit import (
     replay,
     to_iterator,
 )
-from streamkit._record import FORMAT_LINE
+from streamkit._record import FORMAT_LINE, _Writer
 from streamkit.errors import ServerStreamError, StreamTruncatedError
 from tests.collect import Collector
 
@@ -193,6 +193,17 @@ def test_a_paced_replay_runs_on_timers_and_keeps_the_order() -> None:
     assert replayed == recording.events
 
 
+def test_a_paced_replay_never_loses_its_next_timer() -> None:
+    # The first timer fires at once, often before subscribe() returns: the next timer it sets
+    # must not be lost (a race that once stalled one replay in twenty).
+    recording = recording_at([0.0, 0.0, 0.0001, 0.0002], end=0.0003)
+    for _ in range(100):
+        collector: Collector[ChatEvent] = Collector()
+        collector.subscribe(replay(recording, speed=1.0))
+        assert collector.wait(timeout=10).completed
+        assert collector.items == recording.events
+
+
 def test_a_body_without_timing_replays_as_if_everything_came_at_once() -> None:
     recording = read_recording(FIXTURES / "tool_calls_two.sse")
     assert set(recording.times) == {0.0} and recording.end == 0.0
@@ -275,6 +286,23 @@ def test_disposing_a_recorded_subscription_closes_the_file_with_a_note(tmp_path:
     text = path.read_text(encoding="utf-8")
     assert text.endswith(": t=1.500 cancelled\n")
     assert read_recording(path).note == "cancelled"
+
+
+def test_a_failed_write_ends_the_stream_with_the_error_and_nothing_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(*_: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_Writer, "event", full_disk)
+    collector: Collector[ChatEvent] = Collector()
+    collector.subscribe(from_sse_file(FIXTURES / "text_plain.sse").pipe(record(tmp_path / "r.sse")))
+    assert isinstance(collector.error, OSError)
+    assert collector.items == [] and collector.terminal_signals == 1
+    assert (
+        read_recording(tmp_path / "r.sse").note
+        == "error OSError: [Errno 28] No space left on device"
+    )
 
 
 def test_a_file_that_cannot_be_opened_fails_before_subscribing_upstream(tmp_path: Path) -> None:
