@@ -100,9 +100,13 @@ def shutdown_socket(response: httpx.Response) -> None:
     """Shut the response's socket down, so a read blocked on it (in any thread) returns now."""
     stream = response.extensions.get("network_stream")
     sock = stream.get_extra_info("socket") if stream is not None else None
-    if isinstance(sock, socket.socket):
+    # Sync streams hand out a socket.socket; asyncio hands out an asyncio.trsock.TransportSocket,
+    # which is no socket.socket but has shutdown(). Checking for socket.socket alone left async
+    # streams' idle timeout and deadline unable to interrupt a blocked read.
+    shutdown = getattr(sock, "shutdown", None)
+    if callable(shutdown):
         with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+            shutdown(socket.SHUT_RDWR)
 
 
 class _EventSource(Protocol):
