@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import io
 import json
@@ -18,11 +19,13 @@ import streamkit._display as display_module
 from operators import assemble_tool_calls, pair_citations
 from streamkit import (
     CHAT_EVENT_ADAPTER,
+    AsyncClient,
     ChatEvent,
     ChatResponse,
     Client,
     MessageAccumulator,
     OfflineServer,
+    adisplay_stream,
     from_events,
     from_sse_file,
     load_ipython_extension,
@@ -239,6 +242,25 @@ def test_thinking_is_a_collapsible_block_open_only_while_thinking() -> None:
     assert "<details><summary>Thinking" in frames[-1]
 
 
+def test_the_async_twin_shows_an_async_clients_stream(offline: OfflineServer) -> None:
+    async def main() -> tuple[ChatResponse, FakeHandle]:
+        handle = FakeHandle()
+        async with AsyncClient("key", base_url=offline.base_url) as client:
+            stream = client.chat_stream(
+                model="command-a-03-2025",
+                messages=[{"role": "user", "content": "Tell me about Paris"}],
+                documents=["Paris is the capital of France."],
+            )
+            reply = await adisplay_stream(stream, handle=handle, interval=0.0)
+        return reply, handle
+
+    reply, handle = asyncio.run(main())
+    page = handle.updates[-1]._repr_html_()
+    assert reply.finish_reason == "COMPLETE"
+    assert "<mark" in page and "Paris is the capital of France" in page
+    assert len(handle.updates) > 10
+
+
 def test_outside_jupyter_the_reply_is_printed_once_complete() -> None:
     out = io.StringIO()
     events = tools_and_citations()
@@ -311,12 +333,15 @@ def test_ipython_formatters_show_the_models_and_a_stream_displays_live(
         publisher = capturing_publisher()
         monkeypatch.setattr(shell, "display_pub", publisher)
         monkeypatch.setattr(display_module, "_kernel_shell", lambda: shell)
-        with Client("key", base_url=offline.base_url) as client:
+        with Client("sk-secret-key-1234", base_url=offline.base_url) as client:
             stream = client.chat_stream(
                 model="command-a-03-2025", messages=[{"role": "user", "content": "Hi"}]
             )
             formatter.format(stream)
-        assert "Offline answer" in publisher.outputs[-1]["data"]["text/html"]
+        final_data = publisher.outputs[-1]["data"]
+        assert "Offline answer" in final_data["text/html"]
+        shown = "".join(str(o["data"]) for o in publisher.outputs)
+        assert "sk-secret-key-1234" not in shown
     finally:
         InteractiveShell.clear_instance()
 
