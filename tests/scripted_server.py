@@ -38,6 +38,13 @@ class Chunk:
 
 
 @dataclass(frozen=True)
+class Raw:
+    """Bytes sent as they are, outside chunked framing (e.g. half a chunk before Close)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Push:
     """``count`` chunks of ``data``, each sent as it fits in the socket (TCP backpressure)."""
 
@@ -77,7 +84,7 @@ class Stall:
     """Send nothing more until the client disconnects."""
 
 
-Step = Headers | Chunk | Push | Wait | Sleep | Close | Reset | Finish | Stall
+Step = Headers | Chunk | Raw | Push | Wait | Sleep | Close | Reset | Finish | Stall
 
 
 def sse_events(events: Iterable[dict[str, Any]], *, done: bool = True) -> list[Step]:
@@ -275,6 +282,8 @@ class ScriptedServer:
                     if step.data:
                         conn.sendall(b"%x\r\n%s\r\n" % (len(step.data), step.data))
                         served.bytes_sent += len(step.data)
+                elif isinstance(step, Raw):
+                    conn.sendall(step.data)
                 elif isinstance(step, Push):
                     frame = b"%x\r\n%s\r\n" % (len(step.data), step.data)
                     for _ in range(step.count):

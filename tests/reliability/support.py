@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from streamkit import AsyncClient, ChatEvent, Client, to_async_iterator, to_iterator
+from streamkit._retry import RetryPolicy
 from tests.collect import Collector
 from tests.test_client import KEY, MESSAGES
 
@@ -31,6 +32,7 @@ __all__ = [
     "apool1_client",
     "async_wait_until",
     "collect",
+    "fast_backoff",
     "run_stream",
     "open_sockets",
     "pool1",
@@ -95,20 +97,41 @@ MODES = [
 (a reader thread), and ``async for`` on an ``AsyncClient``."""
 
 
-def run_stream(mode: str, base_url: str, **options: Any) -> Outcome:
-    """One stream from a fresh client, consumed the ``mode`` way; never raises."""
+def fast_backoff(client: Client | AsyncClient, max_retries: int = 2) -> None:
+    """Keep the retry count but shrink the backoff, so retry tests stay fast."""
+    client._config.retry = RetryPolicy(max_retries=max_retries, initial_delay=0.01, max_delay=0.02)
+
+
+def run_stream(
+    mode: str,
+    base_url: str,
+    *,
+    arguments: dict[str, Any] | None = None,
+    retry: RetryPolicy | None = None,
+    **options: Any,
+) -> Outcome:
+    """One stream from a fresh client, consumed the ``mode`` way; never raises.
+
+    ``options`` go to the client; ``arguments`` to ``chat_stream``; ``retry`` replaces the
+    client's retry policy (to fix the jitter).
+    """
+    arguments = arguments or {}
     if mode == "async":
 
         async def main() -> Outcome:
             async with AsyncClient(KEY, base_url=base_url, **options) as client:
-                return await acollect(client)
+                if retry is not None:
+                    client._config.retry = retry
+                return await acollect(client, **arguments)
 
         return asyncio.run(main())
     with Client(KEY, base_url=base_url, **options) as client:
+        if retry is not None:
+            client._config.retry = retry
         if mode == "iterator":
-            return collect(client)
+            return collect(client, **arguments)
         collector: Collector[ChatEvent] = Collector()
-        collector.subscribe(client.chat_stream(model="m", messages=MESSAGES))
+        collector.subscribe(client.chat_stream(model="m", messages=MESSAGES, **arguments))
         collector.wait()
         assert collector.terminal_signals == 1
         return collector.items, collector.error
