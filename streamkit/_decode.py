@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from streamkit._accumulate import MessageAccumulator
-from streamkit._events import CHAT_EVENT_ADAPTER, ChatEvent, ErrorEvent, MessageEndEvent
+from streamkit._events import ChatEvent, ErrorEvent, MessageEndEvent, validate_event_json
 from streamkit._message import ChatResponse
 from streamkit._sse import ServerSentEvent, SSEDecoder
 from streamkit.errors import (
@@ -124,7 +124,7 @@ class ChatEventDecoder:
         if not data:
             return None
         try:
-            event = CHAT_EVENT_ADAPTER.validate_json(data)
+            event = validate_event_json(data)
         except ValidationError as error:
             if raw.event == "error":
                 raise self._error_event_error(raw) from None
