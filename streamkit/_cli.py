@@ -29,7 +29,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn, TextIO
@@ -332,12 +332,13 @@ class _Spinner:
             frame += 1
 
     def stop(self) -> None:
-        """Stop and erase the spinner (safe to call more than once)."""
-        thread, self._thread = self._thread, None
+        """Stop and erase the spinner; safe to call again, also after a Ctrl-C cut a call short."""
+        thread = self._thread
         if thread is None:
             return
         self._stop.set()
         thread.join()
+        self._thread = None
         self._stderr.write("\r\x1b[K")
         self._stderr.flush()
 
@@ -358,8 +359,16 @@ def _is_terminal(stream: TextIO) -> bool:
 class _TextOutput:
     """Writes a reply as plain text while it streams: the parts asked for, in stream order."""
 
-    def __init__(self, out: TextIO, show: set[str], *, sentences: bool) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        show: set[str],
+        *,
+        sentences: bool,
+        before_first_write: Callable[[], None],
+    ) -> None:
         self.out = out
+        self._before_first_write = before_first_write
         self.show = show
         self.styled = _is_terminal(out) and not os.environ.get("NO_COLOR")
         self.accumulator = MessageAccumulator(strict=False)
@@ -381,6 +390,8 @@ class _TextOutput:
         separator = ""
         if self._part is not None and self._part != part:
             separator = "\n\n" if self._line_open else "\n"
+        if self.writes == 0:
+            self._before_first_write()  # the spinner goes before the first token comes
         # The state is updated before writing: a Ctrl-C may land in the middle of the write,
         # and finish() must still end the line.
         self._part = part
@@ -393,11 +404,10 @@ class _TextOutput:
         if sentence.strip():
             self._write("text", sentence.strip() + "\n")
 
-    def event(self, event: ChatEvent) -> bool:
-        """Fold in and print one event; True when it printed something (a first token)."""
+    def event(self, event: ChatEvent) -> None:
+        """Fold in and print one event."""
         self.stats.add(time.monotonic() - self._start, event)
         self.accumulator.add(event)
-        before = self.writes
         if isinstance(event, ContentDeltaEvent):
             if event.thinking and "thinking" in self.show:
                 self._write("thinking", event.thinking, _DIM)
@@ -409,7 +419,6 @@ class _TextOutput:
             self._write("plan", event.tool_plan, _DIM)
         elif isinstance(event, ToolCallEndEvent) and "tools" in self.show:
             self._tool_call(event.index)
-        return self.writes != before
 
     def _tool_call(self, index: int) -> None:
         calls = self.accumulator.snapshot().message.tool_calls or []
@@ -482,13 +491,14 @@ def _stream(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                     stdout.write(line + "\n")
                     stdout.flush()
             return 0
-        output = _TextOutput(stdout, _implied_show(args), sentences=args.sentences)
+        output = _TextOutput(
+            stdout, _implied_show(args), sentences=args.sentences, before_first_write=spinner.stop
+        )
         completed = False
         try:
             with to_iterator(source) as events:
                 for event in events:
-                    if output.event(event):
-                        spinner.stop()
+                    output.event(event)
             completed = True
         finally:
             spinner.stop()
