@@ -10,6 +10,7 @@ never appears in a repr, a log line or an error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -631,8 +632,12 @@ class AsyncClient:
         async def events() -> AsyncIterator[ChatEvent]:
             request = config.request(http, arguments, stream=True, options=request_options)
             plan = config.plan(request_options)
-            async for event in _astream_events(http, request, plan):
-                yield event
+            # aclosing: closing this generator must close the inner ones at once. An async
+            # generator abandoned mid-iteration is only closed later, by the loop's
+            # finaliser hook, and until then its response holds the pooled connection.
+            async with contextlib.aclosing(_astream_events(http, request, plan)) as inner:
+                async for event in inner:
+                    yield event
 
         return AsyncChatStream(events, description=config.describe(arguments))
 
@@ -676,9 +681,12 @@ async def _astream_events(
     while True:
         delivered = False
         try:
-            async for event in _astream_once(http, request, plan, started):
-                delivered = True
-                yield event
+            # aclosing: see AsyncClient.chat_stream; the response is closed before aclose()
+            # returns.
+            async with contextlib.aclosing(_astream_once(http, request, plan, started)) as once:
+                async for event in once:
+                    delivered = True
+                    yield event
             return
         except (APIConnectionError, APIStatusError, StreamInterruptedError) as error:
             delay = None if delivered else _retry_delay(plan, retries, error)
