@@ -143,20 +143,25 @@ class ChatStream(Observable[ChatEvent]):
 
         def run() -> None:
             events = self._source(cancellation)
+            failure: BaseException | None = None
             try:
                 for event in events:
                     if cancellation.cancelled:
                         return
                     observer.on_next(event)
             except BaseException as error:  # every failure goes to the observer
-                if not cancellation.cancelled:
-                    observer.on_error(error if isinstance(error, Exception) else _wrap(error))
-                return
+                failure = error
             finally:
+                # Close the response before the terminal signal, so that an observer that
+                # reacts to it (a new request on a pool of one) finds the connection free.
                 close = getattr(events, "close", None)
                 if close is not None:
                     close()
-            if not cancellation.cancelled:
+            if cancellation.cancelled:
+                return
+            if failure is not None:
+                observer.on_error(failure if isinstance(failure, Exception) else _wrap(failure))
+            else:
                 observer.on_completed()
 
         if self._threaded:
@@ -209,20 +214,27 @@ class AsyncChatStream(Observable[ChatEvent]):
 
         async def run() -> None:
             events = self._source()
+            failure: Exception | None = None
             try:
                 async for event in events:
                     observer.on_next(event)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                if not disposed:
-                    observer.on_error(error)
-                return
+                failure = error
             finally:
+                # Close the response before the terminal signal. The other order lost it:
+                # on_error makes reactivex dispose the subscription, which cancels this very
+                # task, and the cancellation then interrupted the close, leaking the
+                # connection whenever the user's on_next raised.
                 aclose: Callable[[], Any] | None = getattr(events, "aclose", None)
                 if aclose is not None:
                     await aclose()
-            if not disposed:
+            if disposed:
+                return
+            if failure is not None:
+                observer.on_error(failure)
+            else:
                 observer.on_completed()
 
         task = loop.create_task(run(), name="streamkit-stream")
