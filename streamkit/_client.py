@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -674,7 +674,7 @@ class AsyncClient:
 
 async def _astream_events(
     http: httpx.AsyncClient, request: httpx.Request, plan: _StreamPlan
-) -> AsyncIterator[ChatEvent]:
+) -> AsyncGenerator[ChatEvent, None]:
     """Stream one request's events on this loop, retrying only while none was delivered."""
     started = time.monotonic()
     retries = 0
@@ -702,7 +702,7 @@ async def _astream_events(
 
 async def _astream_once(
     http: httpx.AsyncClient, request: httpx.Request, plan: _StreamPlan, started: float
-) -> AsyncIterator[ChatEvent]:
+) -> AsyncGenerator[ChatEvent, None]:
     try:
         response = await http.send(request, stream=True)
     except httpx.TransportError as error:
