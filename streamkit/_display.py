@@ -24,7 +24,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeGuard, get_args
 
 from reactivex import Observable
 
@@ -54,6 +54,11 @@ from streamkit._events import (
 from streamkit._message import ChatResponse, TextContent, ThinkingContent
 from streamkit._record import Recording, StreamStats, _StatsTracker
 from streamkit._stream import ChatStream
+
+if sys.version_info >= (3, 11):
+    from typing import assert_never
+else:  # pragma: no cover - Python 3.10
+    from typing_extensions import assert_never
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -477,7 +482,8 @@ def describe_event(event: ChatEvent) -> str:
             return str(event.message or event.error or "")
         case UnknownEvent():
             return "fields " + ", ".join(sorted(k for k in event.data if k != "type"))
-    return ""  # pragma: no cover - every member of the union is matched above
+        case _:  # mypy points here when the union grows
+            assert_never(event)
 
 
 def _index_of(event: ChatEvent) -> int | None:
@@ -563,7 +569,7 @@ def render_html(obj: object) -> str | None:
             f"<sup>[{_marks(numbers)}]</sup> "
             f'<span style="{_MUTED}">characters {cited.start}–{cited.end}</span>{listed}</div>'
         )
-    if isinstance(obj, _EVENT_CLASSES):
+    if _is_event(obj):
         return _event_html(obj)
     return None
 
@@ -597,27 +603,19 @@ def render_text(obj: object) -> str:
         head = "" if index is None else f"{index}. "
         sources = ", ".join(_source_label(s) for s in cited.sources) or "no source"
         return f"{head}{cited.text!r} [{cited.start}:{cited.end}] cites {sources}"
-    if isinstance(obj, _EVENT_CLASSES):
+    if _is_event(obj):
         return _event_text(obj)
     return repr(obj)
 
 
-_EVENT_CLASSES = (
-    MessageStartEvent,
-    ContentStartEvent,
-    ContentDeltaEvent,
-    ContentEndEvent,
-    ToolPlanDeltaEvent,
-    ToolCallStartEvent,
-    ToolCallDeltaEvent,
-    ToolCallEndEvent,
-    CitationStartEvent,
-    CitationEndEvent,
-    MessageEndEvent,
-    DebugEvent,
-    ErrorEvent,
-    UnknownEvent,
+# Every member of the ChatEvent union (each is ``Annotated[EventClass, Tag(...)]``).
+_EVENT_CLASSES: tuple[type, ...] = tuple(
+    get_args(member)[0] for member in get_args(get_args(ChatEvent)[0])
 )
+
+
+def _is_event(obj: object) -> TypeGuard[ChatEvent]:
+    return isinstance(obj, _EVENT_CLASSES)
 
 
 # ----------------------------------------------------------------------------- recordings

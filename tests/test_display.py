@@ -362,6 +362,23 @@ def test_every_event_type_has_a_one_line_text_and_html_repr() -> None:
     assert {"message-start", "content-delta", "tool-call-start", "citation-start"} <= seen
 
 
+@pytest.mark.parametrize(
+    ("payload", "text"),
+    [
+        pytest.param(
+            {"type": "debug", "prompt": "<p>"}, "debug prompt of 3 characters", id="debug"
+        ),
+        pytest.param({"type": "error", "message": "overloaded"}, "error overloaded", id="error"),
+        pytest.param({"type": "x-new", "a": 1, "b": 2}, "x-new fields a, b", id="unknown"),
+    ],
+)
+def test_rare_and_unknown_events_render_too(payload: dict[str, Any], text: str) -> None:
+    event = CHAT_EVENT_ADAPTER.validate_python(payload)
+    assert render_text(event) == text
+    page = render_html(event)
+    assert page is not None and f"<code>{payload['type']}</code>" in page and "<p>" not in page
+
+
 def test_reprs_escape_everything_that_comes_from_outside() -> None:
     hostile = "<img src=x onerror=alert(1)>\"'&"
     event = CHAT_EVENT_ADAPTER.validate_python(

@@ -107,6 +107,9 @@ def test_the_quickstart_streams_displays_cites_and_calls_tools(executed: dict[st
     assert "Offline answer to &quot;What is the capital of France?&quot;" in live
     assert "finish COMPLETE" in live and "tokens/s" in live and "▌" not in live
 
+    # A cell ending with a client's stream shows it live too.
+    assert "Offline answer to &quot;Hi!&quot;" in html_of(notebook, '"Hi!"')
+
     cited = html_of(notebook, "cited = display_stream")
     assert cited.count("<mark") == 2 and "<sup>[1]</sup>" in cited and "<sup>[2]</sup>" in cited
     assert "<code>document paris</code>" in cited and "<code>document seine</code>" in cited
