@@ -28,7 +28,7 @@ from streamkit import (
     to_iterator,
 )
 from streamkit import errors as E
-from tests.reliability.support import KEY, MESSAGES, MODES, Outcome, run_stream
+from tests.reliability.support import KEY, MESSAGES, MODES, run_stream
 from tests.scripted_server import Chunk, Finish, Headers, ScriptedServer, Wait, sse_events
 from tests.test_client import content_start, delta, end, sse_ok, start, text_stream
 
