@@ -274,6 +274,7 @@ def slow_recording(path: Path) -> Path:
     return path
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize(
     "args",
     [
