@@ -110,6 +110,10 @@ class _ClientConfig:
             headers["X-Client-Name"] = self.client_name
         for name, value in (extra or {}).items():
             if value is not None:
+                # Header names are case-insensitive: a caller's "authorization" replaces our
+                # "Authorization" instead of being sent next to it (two keys in one request).
+                for same in [n for n in headers if n.lower() == name.lower()]:
+                    del headers[same]
                 headers[name] = str(value)
         return headers
 
