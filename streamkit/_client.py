@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -36,7 +37,9 @@ from streamkit.errors import (
     MissingAPIKeyError,
     NotEventStreamError,
     StreamInterruptedError,
+    StreamkitError,
     StreamTimeoutError,
+    mask_secrets,
     status_error_from_body,
 )
 
@@ -196,6 +199,24 @@ def _status_error(response: httpx.Response, raw: bytes) -> APIStatusError:
     return status_error_from_body(
         response.status_code, body, headers=dict(response.headers), request_id=request_id
     )
+
+
+_CREDENTIAL_HEADER = re.compile(r"(?i)authorization|api[-_]?key|token|secret|cookie")
+
+
+def _request_secrets(request: httpx.Request) -> list[str]:
+    """The credentials a request carries, to mask wherever a server echoes them back.
+
+    The key from ``Authorization: Bearer``, and the value of any header the caller added
+    whose name says it holds a credential (``X-Api-Key``, ``api-key``, ...).
+    """
+    found: list[str] = []
+    for name, value in request.headers.multi_items():
+        if _CREDENTIAL_HEADER.search(name):
+            found.append(value)
+            _, _, token = value.partition(" ")
+            found.append(token.strip())
+    return [secret for secret in found if len(secret) >= 8]
 
 
 def _connection_error(error: httpx.TransportError, request: httpx.Request) -> APIConnectionError:
@@ -387,7 +408,11 @@ class Client:
         def events(cancellation: Cancellation) -> Iterator[ChatEvent]:
             request = config.request(http, arguments, stream=True, options=request_options)
             plan = config.plan(request_options)
-            yield from _stream_events(http, request, plan, cancellation)
+            try:
+                yield from _stream_events(http, request, plan, cancellation)
+            except StreamkitError as error:
+                mask_secrets(error, _request_secrets(request))
+                raise
 
         return ChatStream(events, threaded=True, description=config.describe(arguments))
 
@@ -423,6 +448,7 @@ class Client:
             except (APIConnectionError, APIStatusError) as error:
                 delay = _retry_delay(plan, retries, error)
                 if delay is None:
+                    mask_secrets(error, _request_secrets(request))
                     raise
                 _log_retry(error, delay, retries, plan)
                 time.sleep(delay)
@@ -639,9 +665,13 @@ class AsyncClient:
             # aclosing: closing this generator must close the inner ones at once. An async
             # generator abandoned mid-iteration is only closed later, by the loop's
             # finaliser hook, and until then its response holds the pooled connection.
-            async with contextlib.aclosing(_astream_events(http, request, plan)) as inner:
-                async for event in inner:
-                    yield event
+            try:
+                async with contextlib.aclosing(_astream_events(http, request, plan)) as inner:
+                    async for event in inner:
+                        yield event
+            except StreamkitError as error:
+                mask_secrets(error, _request_secrets(request))
+                raise
 
         return AsyncChatStream(events, description=config.describe(arguments))
 
@@ -670,6 +700,7 @@ class AsyncClient:
             except (APIConnectionError, APIStatusError) as error:
                 delay = _retry_delay(plan, retries, error)
                 if delay is None:
+                    mask_secrets(error, _request_secrets(request))
                     raise
                 _log_retry(error, delay, retries, plan)
                 await asyncio.sleep(delay)

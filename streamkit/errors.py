@@ -37,14 +37,16 @@ Transport failures stay catchable as httpx errors: ``APIConnectionError`` and
 ``StreamInterruptedError`` are also ``httpx.TransportError``, and the two timeout classes
 are also ``httpx.TimeoutException``; the original httpx exception is their ``__cause__``.
 
-No error message, ``repr`` or attribute ever holds the API key: bodies echoed by a server
-are scrubbed of ``Bearer`` tokens before they are stored.
+No error message, ``repr`` or attribute ever holds the API key: text echoed by a server
+(error bodies, in-stream error reasons) is scrubbed of ``Bearer`` tokens and ``co-`` keys
+when stored, and the client masks the exact credentials its request carried (the key, and
+any key-like header the caller added) in every error it raises.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -410,8 +412,9 @@ class ServerStreamError(StreamError):
         event: ChatEvent,
         partial_message: ChatResponse | None = None,
     ) -> None:
-        super().__init__(message, partial_message=partial_message)
-        self.error = error
+        # The reason is the server's text: it may echo the request's key back.
+        super().__init__(_scrub(message), partial_message=partial_message)
+        self.error = _scrub(error)
         self.error_type = error_type
         self.event = event
 
@@ -467,3 +470,45 @@ def _scrub_body(body: object) -> object:
     if isinstance(body, list):
         return [_scrub_body(v) for v in body]
     return body
+
+
+def mask_secrets(error: BaseException, secrets: Collection[str]) -> None:
+    """Replace each exact secret in ``error`` and the errors it chains to with ``***``.
+
+    Masks the message and the server text the error carries (``body``, ``error``); the
+    client calls this with the credentials its request carried, so that a key of any shape
+    echoed back by a server never reaches a log or a traceback.
+    """
+    ordered = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
+    if not ordered:
+        return
+    for item in _chain(error):
+        if not isinstance(item, StreamkitError):
+            continue
+        item.args = tuple(_mask(arg, ordered) for arg in item.args)
+        for name in ("body", "error"):
+            if name in vars(item):
+                setattr(item, name, _mask(getattr(item, name), ordered))
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo = [error]
+    while todo:
+        item = todo.pop()
+        if id(item) not in seen:
+            seen.add(id(item))
+            yield item
+            todo.extend(e for e in (item.__cause__, item.__context__) if e is not None)
+
+
+def _mask(value: object, secrets: list[str]) -> object:
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "***")
+        return value
+    if isinstance(value, dict):
+        return {k: _mask(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, secrets) for v in value]
+    return value
