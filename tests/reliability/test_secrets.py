@@ -69,9 +69,9 @@ class _Capture(logging.Handler):
     def text(self) -> str:
         """Every record as a handler would write it (tracebacks included), plus its fields."""
         out = io.StringIO()
-        for record in self.records:
-            out.write(self.format(record) + "\n")
-            out.write(repr(record.__dict__) + "\n")
+        for item in self.records:
+            out.write(self.format(item) + "\n")
+            out.write(repr(item.__dict__) + "\n")
         return out.getvalue()
 
 
