@@ -296,8 +296,9 @@ class Client:
         max_retries: How often to retry a request that failed before its first event was
             delivered: connection errors, timeouts before the first byte, 429 and 5xx
             (500, 502, 503, 504), honouring ``Retry-After``. Never after an event.
-        idle_timeout: Seconds a stream may go without an event (keep-alive comments do not
-            count) before it fails with ``StreamTimeoutError``; None to wait forever.
+        idle_timeout: Seconds a stream may wait for the server's next event (keep-alive
+            comments do not count; time the consumer spends on an event does not count
+            either) before it fails with ``StreamTimeoutError``; None to wait forever.
         deadline: Seconds a whole stream may take, retries included, before it fails with
             ``StreamTimeoutError``; None for no limit.
         max_line_size: The longest single line accepted, in characters; None for no limit
@@ -505,9 +506,13 @@ def _stream_once(
         try:
             for chunk in chunks:
                 for event in decoder.feed(chunk):
+                    # The idle clock stops while the consumer has the event: a slow consumer
+                    # is not a silent server.
+                    if guard is not None:
+                        guard.hold()
+                    yield event
                     if guard is not None:
                         guard.touch()
-                    yield event
                 if decoder.done:
                     _drain(chunks)
                     return
@@ -751,9 +756,12 @@ async def _astream_once(
         try:
             async for chunk in chunks:
                 for event in decoder.feed(chunk):
+                    # As in _stream_once: the consumer's time is not the server's silence.
+                    if guard is not None:
+                        guard.hold()
+                    yield event
                     if guard is not None:
                         guard.touch()
-                    yield event
                 if decoder.done:
                     await _adrain(chunks)
                     return

@@ -2,10 +2,11 @@
 
 httpx's read timeout restarts on every byte, so a server that sends keep-alive comments
 (or one byte at a time) never trips it. A stream registers a :class:`Watch` here; the
-stream moves the watch's idle deadline forward on each event (a float store, nothing
-more), and when a deadline passes the watchdog calls the watch's ``expire`` callback, which
-shuts the socket down so the blocked read returns at once. The same thread serves sync and
-async streams.
+stream holds the idle clock while the consumer has an event and restarts it when the
+consumer asks for the next one (float and bool stores, nothing more), so the idle timeout
+measures only the time spent waiting for the server, never a slow consumer. When a
+deadline passes the watchdog calls the watch's ``expire`` callback, which shuts the socket
+down so the blocked read returns at once. The same thread serves sync and async streams.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ __all__ = ["Watch", "watch"]
 class Watch:
     """The deadlines of one stream. Times are ``time.monotonic()`` values."""
 
-    __slots__ = ("_expire", "deadline", "expired", "idle", "idle_until", "stopped")
+    __slots__ = ("_expire", "deadline", "expired", "held", "idle", "idle_until", "stopped")
 
     def __init__(
         self, idle: float | None, deadline: float | None, expire: Callable[[str], None]
@@ -34,20 +35,31 @@ class Watch:
         self.expired: str | None = None
         """``"idle"`` or ``"deadline"`` once one passed; None before."""
         self.stopped = False
+        self.held = False
+        """True while the consumer has an event: the idle clock does not run."""
         self._expire = expire
 
+    def hold(self) -> None:
+        """An event went to the consumer: stop the idle clock until :meth:`touch`."""
+        self.held = True
+
     def touch(self) -> None:
-        """An event arrived: the idle deadline starts again."""
+        """The stream waits for the server again: the idle clock starts from now."""
         if self.idle is not None:
             self.idle_until = time.monotonic() + self.idle
+        self.held = False  # after the store above: the watchdog never sees a stale deadline
 
     def stop(self) -> None:
         """The stream is over: never expire."""
         self.stopped = True
 
     def due(self) -> float | None:
-        """The earliest deadline still pending."""
-        times = [t for t in (self.idle_until, self.deadline) if t is not None]
+        """The earliest deadline still pending (a held idle clock is looked at again later)."""
+        idle_until = self.idle_until
+        if self.held and self.idle is not None:
+            # Not before now + idle: touch() can set no earlier idle deadline than that.
+            idle_until = time.monotonic() + self.idle
+        times = [t for t in (idle_until, self.deadline) if t is not None]
         return min(times) if times else None
 
     def check(self, now: float) -> bool:
@@ -56,7 +68,7 @@ class Watch:
             return True
         if self.deadline is not None and now >= self.deadline:
             reason = "deadline"
-        elif self.idle_until is not None and now >= self.idle_until:
+        elif not self.held and self.idle_until is not None and now >= self.idle_until:
             reason = "idle"
         else:
             return False
