@@ -734,3 +734,62 @@ def test_f16_redirects_off_by_default_are_a_typed_error(
     assert error.status_code == status
     assert error.headers["location"] == "http://127.0.0.1:9/v2/chat"
     assert len(scripted.requests) == 1
+
+
+@pytest.mark.parametrize("mode", ["iterator", "observable", "async"])
+def test_f6_a_slow_consumer_does_not_trip_the_idle_timeout(
+    scripted: ScriptedServer, mode: str
+) -> None:
+    # The consumer spends 0.3 s on the first event, longer than the 0.2 s idle_timeout; the
+    # server's next event comes 0.35 s after the first, so the client itself waits only
+    # 0.05 s for it. The idle clock must run only while the client waits for the server.
+    events = text_stream("slow", " reader", " here")
+    scripted.enqueue(
+        [Headers(), *sse_events(events[:1], done=False), Sleep(0.35), *sse_events(events[1:])]
+    )
+    seen: list[ChatEvent] = []
+
+    def slow(event: ChatEvent) -> None:
+        seen.append(event)
+        if len(seen) == 1:
+            time.sleep(0.3)
+
+    if mode == "async":
+
+        async def main() -> BaseException | None:
+            async with AsyncClient(KEY, base_url=scripted.base_url, idle_timeout=0.2) as client:
+                try:
+                    stream = client.chat_stream(model="m", messages=MESSAGES)
+                    async with to_async_iterator(stream) as it:
+                        async for event in it:
+                            seen.append(event)
+                            if len(seen) == 1:
+                                await asyncio.sleep(0.3)
+                except E.StreamkitError as error:
+                    return error
+            return None
+
+        error = asyncio.run(main())
+    else:
+        with Client(KEY, base_url=scripted.base_url, idle_timeout=0.2) as client:
+            stream = client.chat_stream(model="m", messages=MESSAGES)
+            error = None
+            if mode == "iterator":
+                try:
+                    for event in to_iterator(stream):
+                        slow(event)
+                except E.StreamkitError as caught:
+                    error = caught
+            else:
+                done = threading.Event()
+                errors: list[Exception] = []
+
+                def on_error(caught: Exception) -> None:
+                    errors.append(caught)
+                    done.set()
+
+                stream.subscribe(slow, on_error, done.set)
+                assert done.wait(10)
+                error = errors[0] if errors else None
+    assert error is None, repr(error)
+    assert [e.type for e in seen] == [e["type"] for e in events]
