@@ -15,8 +15,9 @@ The request's ``model`` picks the script (any other value is a 400):
 
 * ``paced:COUNT:INTERVAL_US``: message-start, content-start, COUNT stamped deltas, one every
   INTERVAL_US microseconds on its own schedule, content-end, message-end, ``[DONE]``.
-* ``ticked:COUNT``: the same at 50 events per second, driven by one shared 1 ms ticker that
-  spreads the streams over 20 phases, so thousands of streams cost one timer, not thousands.
+* ``ticked:COUNT[:EVERY]``: the same at 50 events per second (or 50/EVERY: one event every
+  EVERY x 20 ms), driven by one shared 1 ms ticker that spreads the streams over 20 phases,
+  so thousands of streams cost one timer, not thousands.
 * ``idle``: message-start, then nothing until the client goes away (memory per idle stream).
 
 Responses are HTTP/1.1 with chunked transfer encoding; connections are kept alive.
@@ -89,14 +90,20 @@ class _Ticker:
 
     def __init__(self) -> None:
         self.phases: list[dict[asyncio.StreamWriter, list[int]]] = [{} for _ in range(PHASES)]
-        self.next_phase = 0
+        self.added = 0
         self.task: asyncio.Task[None] | None = None
         self._done: dict[asyncio.StreamWriter, asyncio.Future[None]] = {}
 
-    def add(self, writer: asyncio.StreamWriter, count: int, done: asyncio.Future[None]) -> None:
-        phase = self.phases[self.next_phase]
-        self.next_phase = (self.next_phase + 1) % PHASES
-        phase[writer] = [count]
+    def add(
+        self, writer: asyncio.StreamWriter, count: int, every: int, done: asyncio.Future[None]
+    ) -> None:
+        # Streams go round the phases, and streams sharing a phase take turns among its
+        # periods, so that the events spread evenly over time instead of coming in bursts.
+        phase = self.phases[self.added % PHASES]
+        turn = (self.added // PHASES) % every
+        self.added += 1
+        # Events left, periods between events, periods until the next one.
+        phase[writer] = [count, every, turn + 1]
         self._done[writer] = done
         if self.task is None:
             self.task = asyncio.get_running_loop().create_task(self._run())
@@ -111,13 +118,17 @@ class _Ticker:
             await asyncio.sleep(max(0.0, delay))
             streams = self.phases[tick % PHASES]
             finished: list[asyncio.StreamWriter] = []
-            for writer, left in streams.items():
+            for writer, state in streams.items():
                 if writer.is_closing():
                     finished.append(writer)
                     continue
+                state[2] -= 1
+                if state[2]:
+                    continue
+                state[2] = state[1]
                 writer.write(_chunk(delta_chunk(clock())))
-                left[0] -= 1
-                if left[0] <= 0:
+                state[0] -= 1
+                if state[0] <= 0:
                     finished.append(writer)
             for writer in finished:
                 del streams[writer]
@@ -149,7 +160,8 @@ async def _serve(
             elif kind == "ticked":
                 writer.write(_HEAD + _chunk(_START))
                 done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-                ticker.add(writer, int(rest), done)
+                total, _, every = rest.partition(":")
+                ticker.add(writer, int(total), int(every or 1), done)
                 await done
                 if writer.is_closing():
                     return
