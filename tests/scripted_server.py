@@ -211,8 +211,14 @@ class ScriptedServer:
 
     def close(self) -> None:
         self._stopping = True
+        # shutdown() wakes the accept() blocked in the accept thread (close() alone does not,
+        # and the thread would live on), then the thread ends.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._listener.close()
+        if self._thread is not threading.current_thread():
+            self._thread.join(5)
         with self._lock:
             connections = list(self._connections)
         for conn in connections:

@@ -215,6 +215,24 @@ def test_f2_content_type_parameters_and_case_are_accepted(
     assert received[2].text == "caf\u00e9"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    ("ctype", "expected"),
+    [
+        pytest.param(None, E.NotEventStreamError, id="no-content-type"),
+        pytest.param("text/event-stream", E.StreamTruncatedError, id="event-stream"),
+    ],
+)
+@pytest.mark.parametrize("mode", MODES)
+def test_catalogue_77_a_204_is_no_stream_and_a_typed_error(
+    scripted: ScriptedServer, mode: str, ctype: str | None, expected: type[Exception]
+) -> None:
+    scripted.enqueue([Headers(204, ctype), Finish()])
+    events, error = run_stream(mode, scripted.base_url)
+    assert events == []
+    assert type(error) is expected
+    assert len(scripted.requests) == 1
+
+
 # ----------------------------------------------------------------------------- F-3
 
 
