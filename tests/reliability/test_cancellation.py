@@ -520,6 +520,7 @@ def ctrl_c_when(ready: threading.Event) -> Iterator[None]:
         thread.join()
 
 
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="POSIX signals")
 @pytest.mark.parametrize("bridged", [False, True])
 def test_c7_ctrl_c_during_a_blocked_read_propagates_and_closes(
     scripted: ScriptedServer, bridged: bool
