@@ -579,7 +579,9 @@ class AsyncClient:
     """The asyncio twin of :class:`Client`: its streams run on the caller's loop.
 
     Takes the same arguments as :class:`Client`, with an ``httpx.AsyncClient`` as
-    ``http_client``.
+    ``http_client``. The connection pool it makes for itself is httpx's default, 100
+    connections: for more concurrent streams pass your own, e.g.
+    ``http_client=httpx.AsyncClient(limits=httpx.Limits(max_connections=1000))``.
     """
 
     def __init__(
