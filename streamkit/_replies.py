@@ -417,11 +417,16 @@ _NOT_NAMES = frozenset(
 
 
 def _proper_names(text: str) -> list[str]:
-    names: list[str] = []
-    for word in re.findall(r"\b[A-Z][^\W\d_]+", text):
-        if word not in _NOT_NAMES and word not in names:
-            names.append(word)
-    return names
+    """Capitalised words, likeliest names first: a sentence's first word is capitalised anyway."""
+    inside: list[str] = []
+    opening: list[str] = []
+    for match in re.finditer(r"\b[A-Z][^\W\d_]+", text):
+        word = match.group()
+        if word in _NOT_NAMES or word in inside or word in opening:
+            continue
+        before = text[: match.start()].rstrip()
+        (opening if not before or before[-1] in ".!?" else inside).append(word)
+    return inside + opening
 
 
 # --- Script -------------------------------------------------------------------------------------
