@@ -18,7 +18,7 @@ import os
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -42,6 +42,9 @@ from streamkit.errors import (
     mask_secrets,
     status_error_from_body,
 )
+
+if TYPE_CHECKING:
+    from streamkit._native import NativePool
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "AsyncClient", "Client"]
 
@@ -259,9 +262,15 @@ def _expired(
     plan: _StreamPlan,
 ) -> StreamTimeoutError | None:
     """The timeout error if the watchdog cut the stream (its socket shut down), else None."""
+    return _timed_out(decoder, request, guard.expired if guard is not None else None, plan)
+
+
+def _timed_out(
+    decoder: ChatEventDecoder, request: httpx.Request, expired: str | None, plan: _StreamPlan
+) -> StreamTimeoutError | None:
+    """The error for our own timeout ``expired`` (``"idle"``, ``"deadline"``), else None."""
     partial = decoder.accumulator.snapshot()
     count = decoder.events
-    expired = guard.expired if guard is not None else None
     if expired == "idle":
         return StreamTimeoutError(
             f"no event for {plan.idle_timeout} s (idle_timeout) after {count} events",
@@ -582,6 +591,23 @@ class AsyncClient:
     ``http_client``. The connection pool it makes for itself is httpx's default, 100
     connections: for more concurrent streams pass your own, e.g.
     ``http_client=httpx.AsyncClient(limits=httpx.Limits(max_connections=1000))``.
+
+    Args:
+        transport: How ``chat_stream`` reads its response. ``"httpx"`` (the default) goes
+            through httpx's async stack. ``"native"`` speaks HTTP/1.1 directly on an
+            ``asyncio.Protocol`` (``streamkit._native``): events are decoded and delivered
+            inside the socket's read callback, several times cheaper in CPU per event, so
+            one process sustains several times more concurrent streams, with no cap on
+            connections. Same request bytes, retries, timeouts, typed errors and masking;
+            a transport failure's ``__cause__`` is an httpx exception caused in turn by
+            the ``OSError`` or ``ssl.SSLError``. It keeps its own keep-alive pool
+            (``aclose()`` closes it), uses ``ssl.create_default_context()`` for https,
+            decodes gzip and deflate, and does not support proxies (the ``HTTP(S)_PROXY``
+            variables are ignored), HTTP/2 or a caller's ``http_client`` (a
+            ``ValueError``). ``chat()`` always uses httpx.
+
+    Raises:
+        ValueError: For an unknown ``transport``, or ``"native"`` with ``http_client``.
     """
 
     def __init__(
@@ -597,7 +623,14 @@ class AsyncClient:
         idle_timeout: float | None = None,
         deadline: float | None = None,
         max_line_size: int | None = None,
+        transport: Literal["httpx", "native"] = "httpx",
     ) -> None:
+        if transport not in ("httpx", "native"):
+            raise ValueError(f"transport must be 'httpx' or 'native', not {transport!r}")
+        if transport == "native" and http_client is not None:
+            raise ValueError(
+                "transport='native' reads streams without httpx: it cannot use an http_client"
+            )
         self._config = _ClientConfig(
             api_key,
             base_url,
@@ -612,6 +645,11 @@ class AsyncClient:
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
         if http_client is not None and timeout is not DEFAULT_TIMEOUT:
             self._http.timeout = httpx.Timeout(timeout)
+        self._native: NativePool | None = None
+        if transport == "native":
+            from streamkit._native import NativePool  # it imports this module: not at the top
+
+            self._native = NativePool()
 
     @property
     def base_url(self) -> str:
@@ -629,6 +667,8 @@ class AsyncClient:
 
     async def aclose(self) -> None:
         """Close the connection pool (unless the ``httpx.AsyncClient`` was yours)."""
+        if self._native is not None:
+            self._native.close()
         if self._owns_http:
             await self._http.aclose()
 
@@ -680,7 +720,31 @@ class AsyncClient:
                 mask_secrets(error, _request_secrets(request))
                 raise
 
+        if self._native is not None:
+            return self._native_stream(arguments, request_options, self._native)
         return AsyncChatStream(events, description=config.describe(arguments))
+
+    def _native_stream(
+        self, arguments: dict[str, Any], request_options: RequestOptions | None, pool: NativePool
+    ) -> AsyncChatStream:
+        from streamkit._native import NativeStream, iterate
+
+        config, http = self._config, self._http
+
+        def open_stream() -> NativeStream:
+            request = config.request(http, arguments, stream=True, options=request_options)
+            return NativeStream(pool, request, config.plan(request_options))
+
+        async def events() -> AsyncIterator[ChatEvent]:
+            # The request is built on the first __anext__, as with httpx.
+            async with contextlib.aclosing(iterate(open_stream())) as inner:
+                async for event in inner:
+                    yield event
+
+        async def push(on_next: Callable[[ChatEvent], None]) -> None:
+            await open_stream().run(on_next)
+
+        return AsyncChatStream(events, push=push, description=config.describe(arguments))
 
     async def chat(
         self,

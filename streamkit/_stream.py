@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
 import httpx
@@ -183,6 +183,10 @@ class _AsyncEventSource(Protocol):
     def __call__(self) -> AsyncIterator[ChatEvent]: ...
 
 
+class _AsyncEventPush(Protocol):
+    def __call__(self, on_next: Callable[[ChatEvent], None]) -> Awaitable[None]: ...
+
+
 class AsyncChatStream(Observable[ChatEvent]):
     """A cold Observable of chat events that runs on the caller's asyncio loop.
 
@@ -190,10 +194,21 @@ class AsyncChatStream(Observable[ChatEvent]):
     ``AsyncIOScheduler`` passed to ``subscribe``); disposing the subscription cancels
     the task, which closes the response. Iterate it with
     :func:`streamkit.to_async_iterator` for ``async for`` loops.
+
+    With a ``push`` source (the native transport), a subscription's task runs
+    ``push(on_next)``, which calls ``on_next`` for every event as it is decoded, with no
+    task wake-up per event, and returns (or raises) when the stream ends.
     """
 
-    def __init__(self, source: _AsyncEventSource, *, description: str) -> None:
+    def __init__(
+        self,
+        source: _AsyncEventSource,
+        *,
+        description: str,
+        push: _AsyncEventPush | None = None,
+    ) -> None:
         self._source = source
+        self._push = push
         self._description = description
         super().__init__()
 
@@ -237,7 +252,29 @@ class AsyncChatStream(Observable[ChatEvent]):
             else:
                 observer.on_completed()
 
-        task = loop.create_task(run(), name="streamkit-stream")
+        async def run_push(push: _AsyncEventPush) -> None:
+            def on_next(event: ChatEvent) -> None:
+                if not disposed:
+                    observer.on_next(event)
+
+            failure: Exception | None = None
+            try:
+                # Returns once the connection is released or aborted: the response is
+                # closed before the terminal signal, as in run().
+                await push(on_next)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                failure = error
+            if disposed:
+                return
+            if failure is not None:
+                observer.on_error(failure)
+            else:
+                observer.on_completed()
+
+        work = run() if self._push is None else run_push(self._push)
+        task = loop.create_task(work, name="streamkit-stream")
 
         def dispose() -> None:
             nonlocal disposed
