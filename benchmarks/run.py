@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout: streamkit is not installed
@@ -672,7 +672,7 @@ def _async_lines_latency(base_url: str, model: str) -> list[int]:
     return asyncio.run(run())
 
 
-def _async_streamkit_latency(base_url: str, model: str) -> list[int]:
+def _async_streamkit_latency(base_url: str, model: str, *, native: bool = False) -> list[int]:
     async def run() -> list[int]:
         lags: list[int] = []
         clock = time.perf_counter_ns
@@ -689,7 +689,10 @@ def _async_streamkit_latency(base_url: str, model: str) -> list[int]:
             errors.append(error)
             finished.set()
 
-        async with streamkit.AsyncClient("bench-key", base_url=base_url) as client:
+        transport: Literal["httpx", "native"] = "native" if native else "httpx"
+        async with streamkit.AsyncClient(
+            "bench-key", base_url=base_url, transport=transport
+        ) as client:
             stream = client.chat_stream(model=model, messages=contenders.MESSAGES)
             stream.subscribe(on_next, on_error, finished.set)
             await finished.wait()
@@ -707,6 +710,9 @@ LATENCY_CONTENDERS: dict[str, LatencyRun] = {
     "official SDK chat_stream (sync)": _sdk_latency,
     "httpx aiter_lines (baseline, asyncio)": _async_lines_latency,
     "streamkit AsyncClient → subscribe on_next": _async_streamkit_latency,
+    "streamkit AsyncClient (native transport) → subscribe on_next": functools.partial(
+        _async_streamkit_latency, native=True
+    ),
 }
 
 
@@ -900,7 +906,9 @@ def _pool() -> httpx.AsyncClient:
     return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0, connect=60.0))
 
 
-async def _streamkit_streams(base_url: str, streams: int, model: str) -> Arrivals:
+async def _streamkit_streams(
+    base_url: str, streams: int, model: str, *, native: bool = False
+) -> Arrivals:
     arrivals = Arrivals()
     clock = time.perf_counter_ns
     remaining = streams
@@ -935,12 +943,17 @@ async def _streamkit_streams(base_url: str, streams: int, model: str) -> Arrival
             finished.set()
 
     async with _pool() as http:
-        client = streamkit.AsyncClient("bench-key", base_url=base_url, http_client=http)
+        client = (
+            streamkit.AsyncClient("bench-key", base_url=base_url, transport="native")
+            if native
+            else streamkit.AsyncClient("bench-key", base_url=base_url, http_client=http)
+        )
         subscriptions = []
         for _ in range(streams):
             stream = client.chat_stream(model=model, messages=contenders.MESSAGES)
             subscriptions.append(stream.subscribe(*stream_observer()))
         await asyncio.wait_for(finished.wait(), timeout=TRIAL_TIMEOUT)
+        await client.aclose()
     return arrivals
 
 
@@ -1009,6 +1022,9 @@ StreamsRun = Callable[[str, int, str], Any]
 
 CONCURRENCY_CONTENDERS: dict[str, StreamsRun] = {
     "streamkit AsyncClient (subscribe)": _streamkit_streams,
+    "streamkit AsyncClient (native transport, subscribe)": functools.partial(
+        _streamkit_streams, native=True
+    ),
     "official SDK AsyncClientV2 (async for)": _sdk_streams,
     "httpx aiter_lines alone (transport ceiling)": _httpx_lines_streams,
 }
@@ -1087,6 +1103,8 @@ def bench_concurrency(report: Report, server: LoopbackServer) -> None:
     sdk_best = best["official SDK AsyncClientV2 (async for)"]
     ours = best["streamkit AsyncClient (subscribe)"]
     report.facts["streams"] = (ours, sdk_best)
+    native = best["streamkit AsyncClient (native transport, subscribe)"]
+    report.facts["streams_native"] = native
     report.facts["streams_ceiling"] = best["httpx aiter_lines alone (transport ceiling)"]
     capped = " (the search stopped at its cap)" if ours >= settings.concurrency_max else ""
     report.add(
@@ -1099,7 +1117,8 @@ def bench_concurrency(report: Report, server: LoopbackServer) -> None:
         "last one's first event, before the first one's end) is ≤ "
         f"{KEEP_UP_P99_MS:.0f} ms. N doubles from {settings.concurrency_start} until a run "
         f"fails, then {settings.bisect_steps} bisection steps. Most streams kept up with: "
-        f"**streamkit {ours:,}{capped}, SDK {sdk_best:,}**; httpx reading lines and nothing "
+        f'**streamkit {ours:,}{capped}, streamkit with `transport="native"` {native:,}, '
+        f"SDK {sdk_best:,}**; httpx reading lines and nothing "
         f"else: {report.facts['streams_ceiling']:,}, the ceiling for any client built on "
         "httpx. CPU µs/event is this process's CPU time over all events of the run (the "
         "client's whole cost per event, transport included).",
@@ -1288,6 +1307,7 @@ def summarise(report: Report) -> None:
             "streamkit Client → subscribe on_next",
             "streamkit Client → to_iterator",
             "streamkit AsyncClient → subscribe on_next",
+            "streamkit AsyncClient (native transport) → subscribe on_next",
         ):
             p50, p99 = facts["latency_added"][name]
             met = p50 <= TARGET_ADDED_P50_US and p99 <= TARGET_ADDED_P99_US
@@ -1308,6 +1328,15 @@ def summarise(report: Report) -> None:
             f"**{'met' if ratio >= TARGET_STREAMS_VS_SDK else 'not met'}** (httpx "
             f"`aiter_lines` alone, no decoding: {facts['streams_ceiling']:,})."
         )
+        native = facts.get("streams_native")
+        if native is not None:
+            ratio = native / sdk if sdk else float("inf")
+            lines.append(
+                f'- With `AsyncClient(transport="native")` (an `asyncio.Protocol` instead '
+                f"of httpx): **{native:,}** streams, **{ratio:.1f}×** the SDK; target ≥ "
+                f"{TARGET_STREAMS_VS_SDK:.0f}×: "
+                f"**{'met' if ratio >= TARGET_STREAMS_VS_SDK else 'not met'}**."
+            )
         fast = facts.get("thousand streamkit AsyncClient (subscribe) 1")
         slow = facts.get("thousand streamkit AsyncClient (subscribe) 10")
         sdk_slow = facts.get("thousand official SDK AsyncClientV2 (async for) 10")
@@ -1378,9 +1407,11 @@ def findings(report: Report) -> None:
             + (
                 f"5× the SDK's {sdk:,} streams is {5 * sdk:,}, above what httpx alone "
                 f"sustains ({facts['streams_ceiling']:,}): no client reading through httpx's "
-                "async stack can meet that target here; it needs a leaner transport in "
-                "`_client.py` (for example an `asyncio.Protocol` on the socket), a larger "
-                "change than this issue's."
+                'async stack can meet that target here; `AsyncClient(transport="native")` '
+                "(`streamkit/_native.py`: HTTP/1.1 on an `asyncio.Protocol`, events decoded "
+                "and delivered inside `data_received`) spends "
+                f"{cpu('streamkit AsyncClient (native transport, subscribe)')} µs and keeps up "
+                f"with {facts.get('streams_native', 0):,}."
                 if 5 * sdk > facts["streams_ceiling"]
                 else f"httpx alone sustains {facts['streams_ceiling']:,} streams."
             )
