@@ -26,8 +26,9 @@ per-origin idle pool owned by the client; anything else (cancellation, an error,
 short) aborts it, so the server sees the disconnect at once.
 
 Not supported here: proxies (including the ``HTTP(S)_PROXY`` variables), HTTP/2, and
-any ``Content-Encoding`` but gzip and deflate (none other is asked for). TLS uses
-``ssl.create_default_context()`` (the system's certificates; ``SSL_CERT_FILE`` applies).
+any ``Content-Encoding`` but gzip and deflate (none other is asked for). TLS verifies
+certificates exactly as httpx does (``httpx.create_ssl_context()``: certifi's bundle, or
+``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set).
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ class NativePool:
         context: ssl.SSLContext | None = None
         if scheme == "https":
             if self._ssl is None:
-                self._ssl = ssl.create_default_context()
+                # The same verification as the httpx transport, so switching is transparent.
+                self._ssl = httpx.create_ssl_context()
             context = self._ssl
         loop = asyncio.get_running_loop()
         opening = loop.create_connection(
