@@ -601,7 +601,7 @@ class AsyncClient:
             connections. Same request bytes, retries, timeouts, typed errors and masking;
             a transport failure's ``__cause__`` is an httpx exception caused in turn by
             the ``OSError`` or ``ssl.SSLError``. It keeps its own keep-alive pool
-            (``aclose()`` closes it), uses ``ssl.create_default_context()`` for https,
+            (``aclose()`` closes it), verifies TLS certificates as httpx does,
             decodes gzip and deflate, and does not support proxies (the ``HTTP(S)_PROXY``
             variables are ignored), HTTP/2 or a caller's ``http_client`` (a
             ``ValueError``). ``chat()`` always uses httpx.
