@@ -60,28 +60,50 @@ __all__ = ["MessageAccumulator", "accumulate"]
 
 
 _RUN = 64
-"""Pieces joined into one string at a time: token pieces are tiny and each ``str`` object
-costs ~50 bytes, so a long reply keeps about one object per 64 pieces instead of one each.
-Each character is copied once by this, so accumulating stays linear."""
 
 
-def _append(pieces: list[str], piece: str) -> None:
-    pieces.append(piece)
-    if len(pieces) >= 2 * _RUN and len(pieces) % _RUN == 0:
-        pieces[-_RUN:] = ["".join(pieces[-_RUN:])]
+class _Text:
+    """A string built from many small pieces, kept near the size of its text.
+
+    Token pieces are tiny and each ``str`` object costs ~50 bytes, so pieces are joined
+    into one string per run of 64: a long reply keeps about one object per 64 pieces, and
+    each character is copied once by the joining, so building stays linear.
+    """
+
+    __slots__ = ("_runs", "_tail")
+
+    def __init__(self, initial: str = "") -> None:
+        self._runs: list[str] = [initial] if initial else []
+        self._tail: list[str] = []
+
+    def append(self, piece: str) -> None:
+        tail = self._tail
+        tail.append(piece)
+        if len(tail) == _RUN:
+            self._runs.append("".join(tail))
+            tail.clear()
+
+    def value(self) -> str:
+        """The whole text; joined once, so the next call only joins what came since."""
+        if self._tail:
+            self._runs.append("".join(self._tail))
+            self._tail.clear()
+        if len(self._runs) > 1:
+            self._runs[:] = ["".join(self._runs)]
+        return self._runs[0] if self._runs else ""
 
 
 @dataclass
 class _Block:
     kind: str
-    pieces: list[str] = field(default_factory=list)
+    text: _Text = field(default_factory=_Text)
     ended: bool = False
 
 
 @dataclass
 class _Call:
     start: ToolCall
-    pieces: list[str] = field(default_factory=list)
+    arguments: _Text = field(default_factory=_Text)
     ended: bool = False
 
 
@@ -123,7 +145,7 @@ class MessageAccumulator:
         self.ended = False
         self._started = False
         self._blocks: dict[int, _Block] = {}
-        self._plan: list[str] = []
+        self._plan = _Text()
         self._calls: dict[int, _Call] = {}
         self._citations: list[Citation] = []
         self._open_citations: set[int] = set()
@@ -142,15 +164,14 @@ class MessageAccumulator:
         acc.ended = snapshot.finish_reason is not None
         for i, item in enumerate(snapshot.message.content or ()):
             if isinstance(item, TextContent):
-                acc._blocks[i] = _Block("text", [item.text])
+                acc._blocks[i] = _Block("text", _Text(item.text))
             elif isinstance(item, ThinkingContent):
-                acc._blocks[i] = _Block("thinking", [item.thinking])
+                acc._blocks[i] = _Block("thinking", _Text(item.thinking))
             else:
                 acc._blocks[i] = _Block(item.type)
-        if snapshot.message.tool_plan:
-            acc._plan.append(snapshot.message.tool_plan)
+        acc._plan = _Text(snapshot.message.tool_plan or "")
         for i, call in enumerate(snapshot.message.tool_calls or ()):
-            acc._calls[i] = _Call(call, [call.function.arguments])
+            acc._calls[i] = _Call(call, _Text(call.function.arguments))
         acc._citations.extend(snapshot.message.citations or ())
         # A snapshot does not say which citations still wait for their citation-end, so all
         # count as open: otherwise the pure fold rejects every citation-end (citation i is
@@ -194,13 +215,13 @@ class MessageAccumulator:
                 block.ended = True
             case ToolPlanDeltaEvent():
                 self._after_end_check(event)
-                _append(self._plan, event.tool_plan)
+                self._plan.append(event.tool_plan)
             case ToolCallStartEvent():
                 if event.index in self._calls and self.strict:
                     self._reject(event, f"tool call {event.index} started twice")
                 self._after_end_check(event)
                 start = event.tool_call
-                self._calls[event.index] = _Call(start, [start.function.arguments])
+                self._calls[event.index] = _Call(start, _Text(start.function.arguments))
             case ToolCallDeltaEvent():
                 call = self._calls.get(event.index)
                 if call is None or call.ended:
@@ -209,7 +230,7 @@ class MessageAccumulator:
                         self._reject(event, f"tool-call-delta for call {event.index} {state}")
                     if call is None:
                         call = self._calls[event.index] = _Call(ToolCall())
-                _append(call.pieces, event.arguments)
+                call.arguments.append(event.arguments)
             case ToolCallEndEvent():
                 call = self._calls.get(event.index)
                 if call is None:
@@ -265,7 +286,7 @@ class MessageAccumulator:
                 block = self._blocks[event.index] = _Block(kind)
         self._after_end_check(event)
         if piece:
-            _append(block.pieces, piece)
+            block.text.append(piece)
         if event.logprobs is not None:
             self._logprobs.append(event.logprobs)
 
@@ -285,17 +306,13 @@ class MessageAccumulator:
     @property
     def text(self) -> str:
         """The answer text so far (thinking excluded)."""
-        return "".join(
-            "".join(b.pieces) for _, b in sorted(self._blocks.items()) if b.kind == "text"
-        )
+        return "".join(b.text.value() for _, b in sorted(self._blocks.items()) if b.kind == "text")
 
     def snapshot(self) -> ChatResponse:
         """Return the reply so far as an immutable :class:`ChatResponse`."""
         content: list[ContentItem] = []
         for _, block in sorted(self._blocks.items()):
-            joined = "".join(block.pieces)
-            if len(block.pieces) > 1:
-                block.pieces[:] = [joined]  # later snapshots join less
+            joined = block.text.value()
             if block.kind == "text":
                 content.append(TextContent(text=joined))
             elif block.kind == "thinking":
@@ -304,10 +321,10 @@ class MessageAccumulator:
                 content.append(OtherContent(type=block.kind))
         calls: list[ToolCall] = []
         for _, call in sorted(self._calls.items()):
-            arguments = "".join(call.pieces)
+            arguments = call.arguments.value()
             function = call.start.function.model_copy(update={"arguments": arguments})
             calls.append(call.start.model_copy(update={"function": function}))
-        plan = "".join(self._plan)
+        plan = self._plan.value()
         message = AssistantMessage(
             role=self.role,
             content=content or None,

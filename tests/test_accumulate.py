@@ -67,3 +67,18 @@ def test_the_partial_message_costs_about_its_text_in_memory() -> None:
     finally:
         tracemalloc.stop()
     assert peak / 50_000 < 20
+
+
+def test_pieces_are_joined_once_in_runs_never_rejoined() -> None:
+    # Linear building: each run of 64 pieces is joined once, and a joined run is never
+    # copied again until the text is read (re-joining a growing run would be quadratic).
+    from streamkit._accumulate import _Text
+
+    text = _Text()
+    for _ in range(64 * 100 + 5):
+        text.append("ab")
+    runs = text._runs
+    assert len(runs) == 100 and all(len(run) == 128 for run in runs)
+    assert text.value() == "ab" * (64 * 100 + 5)
+    text.append("!")
+    assert text.value().endswith("ab!") and len(text.value()) == 2 * (64 * 100 + 5) + 1
