@@ -26,7 +26,7 @@ from streamkit._adapters import (
     to_async_iterator,
     to_iterator,
 )
-from streamkit._client import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, AsyncClient, Client
+from streamkit._client import DEFAULT_BASE_URL, AsyncClient, Client
 from streamkit._decode import DEFAULT_MAX_EVENT_SIZE, ChatEventDecoder
 from streamkit._display import (
     DisplayHandle,
@@ -65,6 +65,8 @@ from streamkit._events import (
     UsageTokens,
     event_to_dict,
 )
+from streamkit._httpx_async import AsyncHttpxTransport
+from streamkit._httpx_sync import HttpxTransport
 from streamkit._message import (
     AssistantMessage,
     ChatResponse,
@@ -73,6 +75,7 @@ from streamkit._message import (
     TextContent,
     ThinkingContent,
 )
+from streamkit._native import NativeTransport
 from streamkit._offline import OfflineServer
 from streamkit._record import (
     RecordedEvent,
@@ -86,6 +89,7 @@ from streamkit._record import (
 from streamkit._request import NOT_GIVEN, NotGiven, RequestOptions
 from streamkit._sse import ServerSentEvent, SSEDecoder
 from streamkit._stream import AsyncChatStream, ChatStream, NoEventLoopError
+from streamkit._transport import DEFAULT_TIMEOUT
 from streamkit._version import __version__
 
 __all__ = [
@@ -98,6 +102,7 @@ __all__ = [
     "AssistantMessage",
     "AsyncChatStream",
     "AsyncClient",
+    "AsyncHttpxTransport",
     "AsyncStreamIterator",
     "BilledUnits",
     "ChatEvent",
@@ -115,10 +120,12 @@ __all__ = [
     "DebugEvent",
     "DisplayHandle",
     "ErrorEvent",
+    "HttpxTransport",
     "LogprobItem",
     "MessageAccumulator",
     "MessageEndEvent",
     "MessageStartEvent",
+    "NativeTransport",
     "NoEventLoopError",
     "NotGiven",
     "OfflineServer",

@@ -1,72 +1,56 @@
-"""The clients: the only module that talks HTTP.
+"""The clients: arguments, configuration and the choice of transport.
 
 ``Client.chat_stream(...)`` and ``AsyncClient.chat_stream(...)`` build the same request the
 official SDK builds for the same arguments, and return a cold Observable of typed events.
-Status, content type and transport failures become the typed errors of
-:mod:`streamkit.errors`; the API key only ever travels in the ``Authorization`` header and
-never appears in a repr, a log line or an error.
+Each subscription hands the request to a transport (``_httpx_sync``, ``_httpx_async``,
+``_native``) with a :class:`~streamkit._engine.StreamEngine`, which makes every decision
+about it: typed errors, retries, timeouts and masking. The API key only ever travels in
+the ``Authorization`` header and never appears in a repr, a log line or an error.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import json
-import logging
 import os
-import re
-import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any, Literal
 
 import httpx
 
-from streamkit._decode import DEFAULT_MAX_EVENT_SIZE, ChatEventDecoder
+from streamkit._decode import DEFAULT_MAX_EVENT_SIZE
+from streamkit._engine import ACCEPT_ENCODING, StreamEngine, StreamPlan
 from streamkit._events import ChatEvent
+from streamkit._httpx_async import AsyncHttpxTransport
+from streamkit._httpx_sync import HttpxTransport
 from streamkit._message import ChatResponse
-from streamkit._request import NOT_GIVEN, NotGiven, RequestOptions, build_chat_body
-from streamkit._retry import RetryPolicy
-from streamkit._stream import AsyncChatStream, Cancellation, ChatStream, shutdown_socket
-from streamkit._version import __version__
-from streamkit._watchdog import Watch, watch
-from streamkit.errors import (
-    APIConnectionError,
-    APIStatusError,
-    APITimeoutError,
-    MissingAPIKeyError,
-    NotEventStreamError,
-    StreamInterruptedError,
-    StreamkitError,
-    StreamTimeoutError,
-    mask_secrets,
-    status_error_from_body,
+from streamkit._native import NativeTransport
+from streamkit._request import (
+    NOT_GIVEN,
+    NotGiven,
+    RequestOptions,
+    build_chat_body,
+    check_header,
 )
-
-if TYPE_CHECKING:
-    from streamkit._native import NativePool
+from streamkit._retry import RetryPolicy
+from streamkit._stream import AsyncChatStream, Cancellation, ChatStream
+from streamkit._transport import DEFAULT_TIMEOUT, AsyncTransport, Outgoing
+from streamkit._version import __version__
+from streamkit.errors import MissingAPIKeyError
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "AsyncClient", "Client"]
-
-logger = logging.getLogger("streamkit")
 
 DEFAULT_BASE_URL = "https://api.cohere.com"
 """Cohere's API; override with ``base_url=`` or the ``CO_API_URL`` variable."""
 
-DEFAULT_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
-"""Ten seconds to connect, then five minutes for any single read or write."""
-
 _CHAT_PATH = "/v2/chat"
-_ERROR_BODY_LIMIT = 64 * 1024
-_DRAIN_LIMIT = 64 * 1024
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-trace-id", "x-debug-trace-id")
 
 Value = Any
 """Plain JSON values or typed models (pydantic, including the official SDK's types)."""
 
 
 class _ClientConfig:
-    """What both clients share: the key, the base URL and the request builder."""
+    """What both clients share: the key, the base URL, the limits and the request builder."""
 
     def __init__(
         self,
@@ -74,10 +58,10 @@ class _ClientConfig:
         base_url: str | None,
         max_event_size: int,
         client_name: str | None,
-        max_retries: int = 2,
-        idle_timeout: float | None = None,
-        deadline: float | None = None,
-        max_line_size: int | None = None,
+        max_retries: int,
+        idle_timeout: float | None,
+        deadline: float | None,
+        max_line_size: int | None,
     ) -> None:
         for name, value in (("idle_timeout", idle_timeout), ("deadline", deadline)):
             if value is not None and not value > 0:
@@ -87,29 +71,39 @@ class _ClientConfig:
             raise MissingAPIKeyError(
                 "no API key: pass api_key=... or set the CO_API_KEY environment variable"
             )
+        check_header("Authorization", f"Bearer {key}")
+        if client_name:
+            check_header("X-Client-Name", client_name)
         self._api_key = key
         url = base_url or os.environ.get("CO_API_URL") or DEFAULT_BASE_URL
         self.base_url = url.rstrip("/")
-        self.max_event_size = max_event_size
         self.client_name = client_name
         self.retry = RetryPolicy(max_retries=max_retries)
+        self.max_event_size = max_event_size
+        self.max_line_size = max_line_size
         self.idle_timeout = idle_timeout
         self.deadline = deadline
-        self.max_line_size = max_line_size
 
-    def plan(self, options: RequestOptions | None) -> _StreamPlan:
+    def plan(self, options: RequestOptions | None) -> StreamPlan:
+        """The plan for one request: the client's, with ``max_retries`` overridden."""
         retry = self.retry
         if options and "max_retries" in options:
             retry = dataclasses.replace(retry, max_retries=options["max_retries"])
-        return _StreamPlan(
-            retry, self.max_event_size, self.max_line_size, self.idle_timeout, self.deadline
+        return StreamPlan(
+            retry,
+            max_event_size=self.max_event_size,
+            max_line_size=self.max_line_size,
+            idle_timeout=self.idle_timeout,
+            deadline=self.deadline,
         )
 
     def headers(self, *, stream: bool, extra: Mapping[str, Any] | None) -> dict[str, str]:
+        """Every header of a request, each checked before anything is sent."""
         headers = {
             "Authorization": f"Bearer {self._api_key}",
             "Content-Type": "application/json",
             "Accept": "text/event-stream" if stream else "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,
             "User-Agent": f"cohere-streamkit/{__version__}",
         }
         if self.client_name:
@@ -118,174 +112,33 @@ class _ClientConfig:
             if value is not None:
                 # Header names are case-insensitive: a caller's "authorization" replaces our
                 # "Authorization" instead of being sent next to it (two keys in one request).
-                for same in [n for n in headers if n.lower() == name.lower()]:
+                for same in [n for n in headers if n.lower() == str(name).lower()]:
                     del headers[same]
                 headers[name] = str(value)
+        for name, value in headers.items():
+            check_header(name, value)
         return headers
 
-    def request(
-        self,
-        http: httpx.Client | httpx.AsyncClient,
-        arguments: Mapping[str, Any],
-        *,
-        stream: bool,
-        options: RequestOptions | None,
-    ) -> httpx.Request:
+    def outgoing(
+        self, arguments: Mapping[str, Any], *, stream: bool, options: RequestOptions | None
+    ) -> Outgoing:
+        """The request for these arguments (headers checked, body encoded)."""
         options = options or {}
         body = build_chat_body(arguments, stream=stream, request_options=options)
-        extensions: dict[str, Any] = {}
-        if "timeout_in_seconds" in options:
-            extensions["timeout"] = httpx.Timeout(options["timeout_in_seconds"]).as_dict()
-        return http.build_request(
-            "POST",
-            self.base_url + _CHAT_PATH,
+        return Outgoing(
+            url=self.base_url + _CHAT_PATH,
+            headers=self.headers(stream=stream, extra=options.get("additional_headers")),
             # Byte for byte the SDK's encoding (httpx's json=): compact, UTF-8, and NaN or
             # infinity refused with ValueError instead of sent as invalid JSON.
             content=json.dumps(
                 body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
             ).encode(),
-            headers=self.headers(stream=stream, extra=options.get("additional_headers")),
             params=options.get("additional_query_parameters"),
-            extensions=extensions,
+            timeout=options.get("timeout_in_seconds"),
         )
 
     def describe(self, arguments: Mapping[str, Any]) -> str:
         return f"model={arguments.get('model')!r} base_url={self.base_url!r}"
-
-
-@dataclasses.dataclass(frozen=True)
-class _StreamPlan:
-    """The settings one request streams with."""
-
-    retry: RetryPolicy
-    max_event_size: int
-    max_line_size: int | None
-    idle_timeout: float | None
-    deadline: float | None
-
-    def remaining(self, started: float) -> float | None:
-        """Seconds left before the overall deadline (None without one)."""
-        if self.deadline is None:
-            return None
-        return self.deadline - (time.monotonic() - started)
-
-
-def _check_stream_response(response: httpx.Response, body: bytes | None) -> None:
-    """Raise the typed error for a non-2xx or non-SSE answer (``body`` already read)."""
-    if not response.is_success:
-        raise _status_error(response, body or b"")
-    content_type = response.headers.get("content-type", "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type != "text/event-stream":
-        raise NotEventStreamError(
-            f"expected a text/event-stream answer, got {content_type or 'no content type'!r}",
-            content_type=content_type,
-            body=(body or b"").decode("utf-8", "replace"),
-        )
-
-
-def _needs_body(response: httpx.Response) -> bool:
-    media_type = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    return not response.is_success or media_type != "text/event-stream"
-
-
-def _status_error(response: httpx.Response, raw: bytes) -> APIStatusError:
-    text = raw[:_ERROR_BODY_LIMIT].decode("utf-8", "replace")
-    body: object
-    try:
-        body = json.loads(text) if text.strip() else None
-    except ValueError:
-        body = text
-    request_id = next(
-        (response.headers[h] for h in _REQUEST_ID_HEADERS if h in response.headers), None
-    )
-    return status_error_from_body(
-        response.status_code, body, headers=dict(response.headers), request_id=request_id
-    )
-
-
-_CREDENTIAL_HEADER = re.compile(r"(?i)authorization|api[-_]?key|token|secret|cookie")
-
-
-def _request_secrets(request: httpx.Request) -> list[str]:
-    """The credentials a request carries, to mask wherever a server echoes them back.
-
-    The key from ``Authorization: Bearer``, and the value of any header the caller added
-    whose name says it holds a credential (``X-Api-Key``, ``api-key``, ...).
-    """
-    found: list[str] = []
-    for name, value in request.headers.multi_items():
-        if _CREDENTIAL_HEADER.search(name):
-            found.append(value)
-            _, _, token = value.partition(" ")
-            found.append(token.strip())
-    return [secret for secret in found if len(secret) >= 8]
-
-
-def _connection_error(error: httpx.TransportError, request: httpx.Request) -> APIConnectionError:
-    what = type(error).__name__
-    if isinstance(error, httpx.TimeoutException):
-        return APITimeoutError(f"the request timed out before an answer ({what})", request=request)
-    return APIConnectionError(f"could not reach the server ({what}: {error})", request=request)
-
-
-def _interrupted(
-    error: httpx.TransportError,
-    decoder: ChatEventDecoder,
-    request: httpx.Request,
-    guard: Watch | None,
-    plan: _StreamPlan,
-) -> StreamInterruptedError:
-    expired = _expired(decoder, request, guard, plan)
-    if expired is not None:
-        return expired
-    what = type(error).__name__
-    partial = decoder.accumulator.snapshot()
-    count = decoder.events
-    if isinstance(error, httpx.TimeoutException):
-        return StreamTimeoutError(
-            f"the stream timed out after {count} events ({what})",
-            partial_message=partial,
-            request=request,
-        )
-    return StreamInterruptedError(
-        f"the connection broke after {count} events ({what}: {error})",
-        partial_message=partial,
-        request=request,
-    )
-
-
-def _expired(
-    decoder: ChatEventDecoder,
-    request: httpx.Request,
-    guard: Watch | None,
-    plan: _StreamPlan,
-) -> StreamTimeoutError | None:
-    """The timeout error if the watchdog cut the stream (its socket shut down), else None."""
-    return _timed_out(decoder, request, guard.expired if guard is not None else None, plan)
-
-
-def _timed_out(
-    decoder: ChatEventDecoder, request: httpx.Request, expired: str | None, plan: _StreamPlan
-) -> StreamTimeoutError | None:
-    """The error for our own timeout ``expired`` (``"idle"``, ``"deadline"``), else None."""
-    partial = decoder.accumulator.snapshot()
-    count = decoder.events
-    if expired == "idle":
-        return StreamTimeoutError(
-            f"no event for {plan.idle_timeout} s (idle_timeout) after {count} events",
-            partial_message=partial,
-            request=request,
-            reason="idle",
-        )
-    if expired == "deadline":
-        return StreamTimeoutError(
-            f"the stream passed its {plan.deadline} s deadline after {count} events",
-            partial_message=partial,
-            request=request,
-            reason="deadline",
-        )
-    return None
 
 
 # ----------------------------------------------------------------------------- sync
@@ -299,7 +152,8 @@ class Client:
         base_url: The API's root; defaults to ``CO_API_URL`` or ``https://api.cohere.com``.
         timeout: httpx timeout for connecting and for each read (seconds or ``httpx.Timeout``).
         http_client: Your own ``httpx.Client`` (its pool, proxies, transport). You keep
-            ownership: ``close()`` leaves it open.
+            ownership: ``close()`` leaves it open. Shorthand for
+            ``transport=HttpxTransport(http_client)``.
         max_event_size: The largest single event accepted, in characters (default 16 MiB).
         client_name: Sent as ``X-Client-Name``, as the official SDK does.
         max_retries: How often to retry a request that failed before its first event was
@@ -313,9 +167,13 @@ class Client:
         max_line_size: The longest single line accepted, in characters; None for no limit
             beyond ``max_event_size``. Either limit fails with a typed error at once,
             without reading the rest of the response.
+        transport: How requests travel: an :class:`HttpxTransport` (the default makes one
+            with ``timeout``).
 
     Raises:
         MissingAPIKeyError: If no key is given and ``CO_API_KEY`` is not set.
+        InvalidHeaderError: If ``client_name`` cannot be sent as a header.
+        ValueError: If both ``http_client`` and ``transport`` are given.
 
     Example:
         >>> from streamkit import Client, OfflineServer, to_iterator
@@ -340,26 +198,34 @@ class Client:
         idle_timeout: float | None = None,
         deadline: float | None = None,
         max_line_size: int | None = None,
+        transport: HttpxTransport | None = None,
     ) -> None:
+        if transport is not None and http_client is not None:
+            raise ValueError("pass http_client or transport, not both")
         self._config = _ClientConfig(
             api_key,
             base_url,
             max_event_size,
             client_name,
-            max_retries=max_retries,
-            idle_timeout=idle_timeout,
-            deadline=deadline,
-            max_line_size=max_line_size,
+            max_retries,
+            idle_timeout,
+            deadline,
+            max_line_size,
         )
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(timeout=timeout)
+        self._owns_transport = transport is None
         if http_client is not None and timeout is not DEFAULT_TIMEOUT:
-            self._http.timeout = httpx.Timeout(timeout)
+            http_client.timeout = httpx.Timeout(timeout)
+        self._transport = transport or HttpxTransport(http_client, timeout=timeout)
 
     @property
     def base_url(self) -> str:
         """The API root requests go to."""
         return self._config.base_url
+
+    @property
+    def transport(self) -> HttpxTransport:
+        """The transport requests travel by."""
+        return self._transport
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r})"
@@ -371,9 +237,9 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        """Close the connection pool (unless the ``httpx.Client`` was yours)."""
-        if self._owns_http:
-            self._http.close()
+        """Close the connection pool (unless the transport or ``httpx.Client`` was yours)."""
+        if self._owns_transport:
+            self._transport.close()
 
     def chat_stream(
         self,
@@ -411,18 +277,19 @@ class Client:
             An ``Observable[ChatEvent]``. It completes after ``message-end`` and fails with
             a :mod:`streamkit.errors` error, which carries the partial message for errors
             raised after the stream started.
+
+        Raises:
+            InvalidHeaderError: A header in ``request_options`` cannot be sent (nothing is).
+            ValueError: An argument cannot be encoded as JSON (NaN, infinity).
         """
         arguments = {k: v for k, v in locals().items() if k not in ("self", "request_options")}
-        config, http = self._config, self._http
+        config, transport = self._config, self._transport
+        outgoing = config.outgoing(arguments, stream=True, options=request_options)
+        plan = config.plan(request_options)
 
         def events(cancellation: Cancellation) -> Iterator[ChatEvent]:
-            request = config.request(http, arguments, stream=True, options=request_options)
-            plan = config.plan(request_options)
-            try:
-                yield from _stream_events(http, request, plan, cancellation)
-            except StreamkitError as error:
-                mask_secrets(error, _request_secrets(request))
-                raise
+            engine = StreamEngine(transport.build_request(outgoing), plan)
+            return transport.stream(engine, cancellation)
 
         return ChatStream(events, threaded=True, description=config.describe(arguments))
 
@@ -436,149 +303,23 @@ class Client:
     ) -> ChatResponse:
         """Get a whole chat reply without streaming (the non-streaming ``/v2/chat``).
 
-        Takes the same arguments as :meth:`chat_stream`.
+        Takes the same arguments as :meth:`chat_stream`, with the same retries, limits,
+        deadline and typed errors.
 
         Raises:
             APIStatusError: For a non-2xx answer (a subclass per status).
             APIConnectionError: If the server could not be reached.
         """
         arguments.update(model=model, messages=messages)
-        request = self._config.request(self._http, arguments, stream=False, options=request_options)
-        plan = self._config.plan(request_options)
-        retries = 0
-        while True:
-            try:
-                try:
-                    response = self._http.send(request)
-                except httpx.TransportError as error:
-                    raise _connection_error(error, request) from error
-                if not response.is_success:
-                    raise _status_error(response, response.content)
-                return ChatResponse.model_validate_json(response.content)
-            except (APIConnectionError, APIStatusError) as error:
-                delay = _retry_delay(plan, retries, error)
-                if delay is None:
-                    mask_secrets(error, _request_secrets(request))
-                    raise
-                _log_retry(error, delay, retries, plan)
-                time.sleep(delay)
-                retries += 1
-
-
-def _stream_events(
-    http: httpx.Client,
-    request: httpx.Request,
-    plan: _StreamPlan,
-    cancellation: Cancellation,
-) -> Iterator[ChatEvent]:
-    """Stream one request's events, retrying only while none has been delivered."""
-    started = time.monotonic()
-    retries = 0
-    while True:
-        delivered = False
-        try:
-            for event in _stream_once(http, request, plan, cancellation, started):
-                delivered = True
-                yield event
-            return
-        except (APIConnectionError, APIStatusError, StreamInterruptedError) as error:
-            delay = None if delivered else _retry_delay(plan, retries, error)
-            if delay is None or cancellation.cancelled:
-                raise
-            remaining = plan.remaining(started)
-            if remaining is not None and delay >= remaining:
-                raise
-            _log_retry(error, delay, retries, plan)
-            if cancellation.wait(delay):
-                return
-            retries += 1
-
-
-def _stream_once(
-    http: httpx.Client,
-    request: httpx.Request,
-    plan: _StreamPlan,
-    cancellation: Cancellation,
-    started: float,
-) -> Iterator[ChatEvent]:
-    try:
-        response = http.send(request, stream=True)
-    except httpx.TransportError as error:
-        raise _connection_error(error, request) from error
-    decoder = ChatEventDecoder(max_event_size=plan.max_event_size, max_line_size=plan.max_line_size)
-    cancellation.attach(response)
-    guard = _watch(plan, started, cancellation.abort_response)
-    try:
-        if _needs_body(response):
-            _check_stream_response(response, response.read())
-        chunks = response.iter_bytes()
-        try:
-            for chunk in chunks:
-                for event in decoder.feed(chunk):
-                    # The idle clock stops while the consumer has the event: a slow consumer
-                    # is not a silent server.
-                    if guard is not None:
-                        guard.hold()
-                    yield event
-                    if guard is not None:
-                        guard.touch()
-                if decoder.done:
-                    _drain(chunks)
-                    return
-        except httpx.TransportError as error:
-            if cancellation.cancelled:
-                return
-            raise _interrupted(error, decoder, request, guard, plan) from error
-        if cancellation.cancelled:
-            return
-        timed_out = _expired(decoder, request, guard, plan)
-        if timed_out is not None:  # the shut-down socket read as a clean end of body
-            raise timed_out
-        decoder.finish()
-    finally:
-        if guard is not None:
-            guard.stop()
-        cancellation.detach()
-        response.close()
-
-
-def _drain(chunks: Iterator[bytes]) -> None:
-    """Read what follows ``[DONE]`` (normally just the end of the body) to reuse the connection."""
-    seen = 0
-    try:
-        for chunk in chunks:
-            seen += len(chunk)
-            if seen > _DRAIN_LIMIT:
-                return
-    except httpx.TransportError:
-        return
-
-
-def _watch(plan: _StreamPlan, started: float, abort: Callable[[], None]) -> Watch | None:
-    return watch(plan.idle_timeout, plan.remaining(started), lambda _reason: abort())
-
-
-def _retry_delay(plan: _StreamPlan, retries: int, error: Exception) -> float | None:
-    """How long to wait before retrying after ``error``, or None not to retry."""
-    if isinstance(error, APIStatusError):
-        return plan.retry.delay_for_status(retries, error.status_code, error.headers)
-    if isinstance(error, StreamTimeoutError) and error.reason is not None:
-        return None  # our own idle timeout or deadline: waiting again would not help
-    return plan.retry.delay_for_transport_error(retries)
-
-
-def _log_retry(error: Exception, delay: float, retries: int, plan: _StreamPlan) -> None:
-    if isinstance(error, APIStatusError):
-        what = f"HTTP {error.status_code}"
-    else:
-        what = type(error).__name__
-    logger.info(
-        "retrying after %s in %.2f s (retry %d of %d)",
-        what,
-        delay,
-        retries + 1,
-        plan.retry.max_retries,
-    )
+        outgoing = self._config.outgoing(arguments, stream=False, options=request_options)
+        engine = StreamEngine(
+            self._transport.build_request(outgoing),
+            self._config.plan(request_options),
+            whole=True,
+        )
+        for _ in self._transport.stream(engine, Cancellation()):
+            pass  # a whole answer yields no events
+        return engine.answer()
 
 
 # ----------------------------------------------------------------------------- async
@@ -588,26 +329,22 @@ class AsyncClient:
     """The asyncio twin of :class:`Client`: its streams run on the caller's loop.
 
     Takes the same arguments as :class:`Client`, with an ``httpx.AsyncClient`` as
-    ``http_client``. The connection pool it makes for itself is httpx's default, 100
-    connections: for more concurrent streams pass your own, e.g.
-    ``http_client=httpx.AsyncClient(limits=httpx.Limits(max_connections=1000))``.
+    ``http_client`` and an asyncio transport as ``transport``.
 
     Args:
-        transport: How ``chat_stream`` reads its response. ``"httpx"`` (the default) goes
-            through httpx's async stack. ``"native"`` speaks HTTP/1.1 directly on an
-            ``asyncio.Protocol`` (``streamkit._native``): events are decoded and delivered
-            inside the socket's read callback, several times cheaper in CPU per event, so
-            one process sustains several times more concurrent streams, with no cap on
-            connections. Same request bytes, retries, timeouts, typed errors and masking;
-            a transport failure's ``__cause__`` is an httpx exception caused in turn by
-            the ``OSError`` or ``ssl.SSLError``. It keeps its own keep-alive pool
-            (``aclose()`` closes it), verifies TLS certificates as httpx does,
-            decodes gzip and deflate, and does not support proxies (the ``HTTP(S)_PROXY``
-            variables are ignored), HTTP/2 or a caller's ``http_client`` (a
-            ``ValueError``). ``chat()`` always uses httpx.
+        transport: How requests travel. ``"httpx"`` (the default) or an
+            :class:`AsyncHttpxTransport` goes through httpx's async stack, with its
+            proxies and any ``httpx.AsyncClient`` (for instance
+            ``httpx_aiohttp.HttpxAiohttpClient``). ``"native"`` or a
+            :class:`NativeTransport` speaks HTTP/1.1 (parsed by h11, as in httpx) on an
+            ``asyncio.Protocol`` and decodes events inside the socket's read callback:
+            several times less CPU per event, so one process sustains several times more
+            concurrent streams; no proxies (it refuses with ``ProxyNotSupportedError``
+            rather than bypass one) and no HTTP/2. The same engine decides everything else:
+            request bytes, retries, timeouts, typed errors and masking are identical.
 
     Raises:
-        ValueError: For an unknown ``transport``, or ``"native"`` with ``http_client``.
+        ValueError: For an unknown ``transport``, or a transport with ``http_client``.
     """
 
     def __init__(
@@ -623,38 +360,46 @@ class AsyncClient:
         idle_timeout: float | None = None,
         deadline: float | None = None,
         max_line_size: int | None = None,
-        transport: Literal["httpx", "native"] = "httpx",
+        transport: Literal["httpx", "native"] | AsyncTransport = "httpx",
     ) -> None:
-        if transport not in ("httpx", "native"):
-            raise ValueError(f"transport must be 'httpx' or 'native', not {transport!r}")
-        if transport == "native" and http_client is not None:
+        if isinstance(transport, str) and transport not in ("httpx", "native"):
             raise ValueError(
-                "transport='native' reads streams without httpx: it cannot use an http_client"
+                f"transport must be 'httpx', 'native' or a transport, not {transport!r}"
             )
+        if transport != "httpx" and http_client is not None:
+            raise ValueError("pass http_client or transport, not both")
         self._config = _ClientConfig(
             api_key,
             base_url,
             max_event_size,
             client_name,
-            max_retries=max_retries,
-            idle_timeout=idle_timeout,
-            deadline=deadline,
-            max_line_size=max_line_size,
+            max_retries,
+            idle_timeout,
+            deadline,
+            max_line_size,
         )
-        self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(timeout=timeout)
-        if http_client is not None and timeout is not DEFAULT_TIMEOUT:
-            self._http.timeout = httpx.Timeout(timeout)
-        self._native: NativePool | None = None
+        self._owns_transport = isinstance(transport, str)
+        chosen: AsyncTransport
         if transport == "native":
-            from streamkit._native import NativePool  # it imports this module: not at the top
-
-            self._native = NativePool()
+            chosen = NativeTransport(timeout=timeout)
+        elif transport == "httpx":
+            if http_client is not None and timeout is not DEFAULT_TIMEOUT:
+                http_client.timeout = httpx.Timeout(timeout)
+            chosen = AsyncHttpxTransport(http_client, timeout=timeout)
+        else:
+            assert not isinstance(transport, str)
+            chosen = transport
+        self._transport = chosen
 
     @property
     def base_url(self) -> str:
         """The API root requests go to."""
         return self._config.base_url
+
+    @property
+    def transport(self) -> AsyncTransport:
+        """The transport requests travel by."""
+        return self._transport
 
     def __repr__(self) -> str:
         return f"AsyncClient(base_url={self.base_url!r})"
@@ -666,11 +411,9 @@ class AsyncClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool (unless the ``httpx.AsyncClient`` was yours)."""
-        if self._native is not None:
-            self._native.close()
-        if self._owns_http:
-            await self._http.aclose()
+        """Close the connection pool (unless the transport or ``httpx.AsyncClient`` was yours)."""
+        if self._owns_transport:
+            await self._transport.aclose()
 
     def chat_stream(
         self,
@@ -699,52 +442,27 @@ class AsyncClient:
     ) -> AsyncChatStream:
         """Stream a chat reply as a cold Observable that runs on the caller's asyncio loop.
 
-        Same arguments and request body as :meth:`Client.chat_stream`. Each subscription
-        starts one task on the running loop; disposing it cancels the task and closes the
-        response. Use :func:`streamkit.to_async_iterator` for ``async for``.
+        Same arguments, request body and errors as :meth:`Client.chat_stream`. Each
+        subscription starts one task on the running loop; disposing it cancels the task
+        and closes the response. Use :func:`streamkit.to_async_iterator` for ``async for``.
         """
         arguments = {k: v for k, v in locals().items() if k not in ("self", "request_options")}
-        config, http = self._config, self._http
+        config, transport = self._config, self._transport
+        outgoing = config.outgoing(arguments, stream=True, options=request_options)
+        plan = config.plan(request_options)
 
-        async def events() -> AsyncIterator[ChatEvent]:
-            request = config.request(http, arguments, stream=True, options=request_options)
-            plan = config.plan(request_options)
-            # aclosing: closing this generator must close the inner ones at once. An async
-            # generator abandoned mid-iteration is only closed later, by the loop's
-            # finaliser hook, and until then its response holds the pooled connection.
-            try:
-                async with contextlib.aclosing(_astream_events(http, request, plan)) as inner:
-                    async for event in inner:
-                        yield event
-            except StreamkitError as error:
-                mask_secrets(error, _request_secrets(request))
-                raise
+        def engine() -> StreamEngine:
+            return StreamEngine(transport.build_request(outgoing), plan)
 
-        if self._native is not None:
-            return self._native_stream(arguments, request_options, self._native)
-        return AsyncChatStream(events, description=config.describe(arguments))
+        def events() -> AsyncIterator[ChatEvent]:
+            return transport.stream(engine())
 
-    def _native_stream(
-        self, arguments: dict[str, Any], request_options: RequestOptions | None, pool: NativePool
-    ) -> AsyncChatStream:
-        from streamkit._native import NativeStream, iterate
-
-        config, http = self._config, self._http
-
-        def open_stream() -> NativeStream:
-            request = config.request(http, arguments, stream=True, options=request_options)
-            return NativeStream(pool, request, config.plan(request_options))
-
-        async def events() -> AsyncIterator[ChatEvent]:
-            # The request is built on the first __anext__, as with httpx.
-            async with contextlib.aclosing(iterate(open_stream())) as inner:
-                async for event in inner:
-                    yield event
-
-        async def push(on_next: Callable[[ChatEvent], None]) -> None:
-            await open_stream().run(on_next)
-
-        return AsyncChatStream(events, push=push, description=config.describe(arguments))
+        push = transport.push
+        return AsyncChatStream(
+            events,
+            push=None if push is None else lambda on_next: push(engine(), on_next),
+            description=config.describe(arguments),
+        )
 
     async def chat(
         self,
@@ -756,99 +474,12 @@ class AsyncClient:
     ) -> ChatResponse:
         """Get a whole chat reply without streaming; see :meth:`Client.chat`."""
         arguments.update(model=model, messages=messages)
-        request = self._config.request(self._http, arguments, stream=False, options=request_options)
-        plan = self._config.plan(request_options)
-        retries = 0
-        while True:
-            try:
-                try:
-                    response = await self._http.send(request)
-                except httpx.TransportError as error:
-                    raise _connection_error(error, request) from error
-                if not response.is_success:
-                    raise _status_error(response, response.content)
-                return ChatResponse.model_validate_json(response.content)
-            except (APIConnectionError, APIStatusError) as error:
-                delay = _retry_delay(plan, retries, error)
-                if delay is None:
-                    mask_secrets(error, _request_secrets(request))
-                    raise
-                _log_retry(error, delay, retries, plan)
-                await asyncio.sleep(delay)
-                retries += 1
-
-
-async def _astream_events(
-    http: httpx.AsyncClient, request: httpx.Request, plan: _StreamPlan
-) -> AsyncGenerator[ChatEvent, None]:
-    """Stream one request's events on this loop, retrying only while none was delivered."""
-    started = time.monotonic()
-    retries = 0
-    while True:
-        delivered = False
-        try:
-            # aclosing: see AsyncClient.chat_stream; the response is closed before aclose()
-            # returns.
-            async with contextlib.aclosing(_astream_once(http, request, plan, started)) as once:
-                async for event in once:
-                    delivered = True
-                    yield event
-            return
-        except (APIConnectionError, APIStatusError, StreamInterruptedError) as error:
-            delay = None if delivered else _retry_delay(plan, retries, error)
-            if delay is None:
-                raise
-            remaining = plan.remaining(started)
-            if remaining is not None and delay >= remaining:
-                raise
-            _log_retry(error, delay, retries, plan)
-            await asyncio.sleep(delay)
-            retries += 1
-
-
-async def _astream_once(
-    http: httpx.AsyncClient, request: httpx.Request, plan: _StreamPlan, started: float
-) -> AsyncGenerator[ChatEvent, None]:
-    try:
-        response = await http.send(request, stream=True)
-    except httpx.TransportError as error:
-        raise _connection_error(error, request) from error
-    decoder = ChatEventDecoder(max_event_size=plan.max_event_size, max_line_size=plan.max_line_size)
-    guard = _watch(plan, started, lambda: shutdown_socket(response))
-    try:
-        if _needs_body(response):
-            _check_stream_response(response, await response.aread())
-        chunks = response.aiter_bytes()
-        try:
-            async for chunk in chunks:
-                for event in decoder.feed(chunk):
-                    # As in _stream_once: the consumer's time is not the server's silence.
-                    if guard is not None:
-                        guard.hold()
-                    yield event
-                    if guard is not None:
-                        guard.touch()
-                if decoder.done:
-                    await _adrain(chunks)
-                    return
-        except httpx.TransportError as error:
-            raise _interrupted(error, decoder, request, guard, plan) from error
-        timed_out = _expired(decoder, request, guard, plan)
-        if timed_out is not None:  # the shut-down socket read as a clean end of body
-            raise timed_out
-        decoder.finish()
-    finally:
-        if guard is not None:
-            guard.stop()
-        await response.aclose()
-
-
-async def _adrain(chunks: AsyncIterator[bytes]) -> None:
-    seen = 0
-    try:
-        async for chunk in chunks:
-            seen += len(chunk)
-            if seen > _DRAIN_LIMIT:
-                return
-    except httpx.TransportError:
-        return
+        outgoing = self._config.outgoing(arguments, stream=False, options=request_options)
+        engine = StreamEngine(
+            self._transport.build_request(outgoing),
+            self._config.plan(request_options),
+            whole=True,
+        )
+        async for _ in self._transport.stream(engine):
+            pass  # a whole answer yields no events
+        return engine.answer()

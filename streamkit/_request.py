@@ -8,12 +8,15 @@ dicts and lists pass through.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, TypedDict
 
 from pydantic import BaseModel
 
-__all__ = ["NOT_GIVEN", "NotGiven", "RequestOptions", "build_chat_body"]
+from streamkit.errors import InvalidHeaderError
+
+__all__ = ["NOT_GIVEN", "NotGiven", "RequestOptions", "build_chat_body", "check_header"]
 
 
 class NotGiven:
@@ -126,3 +129,33 @@ def _deep_union(first: Any, second: Any) -> Any:
     if isinstance(first, list) and isinstance(second, list) and len(first) == len(second):
         return [_deep_union(a, b) for a, b in zip(first, second, strict=True)]
     return first
+
+
+# RFC 9110 §5.1: a field name is a token; §5.5: a field value is visible ASCII, spaces and
+# tabs (obs-text is legal but httpx sends str values as ASCII, so it is refused here too).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(r"[^\t\x20-\x7e]")
+
+
+def check_header(name: str, value: str) -> None:
+    """Refuse a header that must not go on the wire, before anything is sent.
+
+    Raises:
+        InvalidHeaderError: For a name that is not an RFC 9110 token, or a value with a
+            CR, LF, NUL, another control character or a non-ASCII character. The message
+            names the header but never quotes its value.
+    """
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        raise InvalidHeaderError(
+            f"the header name {str(name)[:40]!r} is not a valid HTTP token (RFC 9110 §5.1)"
+        )
+    bad = _BAD_VALUE.search(value)
+    if bad is None:
+        return
+    char = bad.group()
+    kind = {"\r": "a CR", "\n": "an LF", "\0": "a NUL"}.get(char)
+    if kind is None:
+        kind = "a control character" if ord(char) < 0x80 else "a non-ASCII character"
+    raise InvalidHeaderError(
+        f"the value of header {name!r} has {kind} at position {bad.start()}; nothing was sent"
+    )

@@ -4,6 +4,8 @@
 
     StreamkitError                       every error below; catch this to catch them all
     ├── MissingAPIKeyError               no api_key argument and no CO_API_KEY variable
+    ├── InvalidHeaderError               a header that cannot go on the wire (also ValueError)
+    ├── ProxyNotSupportedError           a proxy applies, and the transport cannot use one
     ├── APIStatusError                   the server answered with a non-2xx status before any event
     │   ├── BadRequestError              400
     │   ├── UnauthorizedError            401
@@ -23,6 +25,7 @@
     ├── StreamError                      the stream started but went wrong; carries .partial_message
     │   ├── ProtocolError                the bytes are not a Cohere SSE stream
     │   │   ├── NotEventStreamError      a 2xx answer that is not text/event-stream
+    │   │   ├── ContentDecodingError     the body's gzip or deflate coding is corrupt
     │   │   ├── EventTooLargeError       one event is bigger than max_event_size
     │   │   ├── LineTooLargeError        one line is longer than max_line_size
     │   │   └── MalformedEventError      an event whose JSON is invalid or has the wrong shape
@@ -62,10 +65,12 @@ __all__ = [
     "APITimeoutError",
     "BadRequestError",
     "ClientClosedRequestError",
+    "ContentDecodingError",
     "EventTooLargeError",
     "ForbiddenError",
     "GatewayTimeoutError",
     "InternalServerError",
+    "InvalidHeaderError",
     "InvalidTokenError",
     "LineTooLargeError",
     "MalformedEventError",
@@ -74,6 +79,7 @@ __all__ = [
     "NotFoundError",
     "NotImplementedServerError",
     "ProtocolError",
+    "ProxyNotSupportedError",
     "RateLimitError",
     "ServerError",
     "ServerStreamError",
@@ -97,6 +103,26 @@ class StreamkitError(Exception):
 
 class MissingAPIKeyError(StreamkitError):
     """No API key was given: pass ``api_key=`` or set the ``CO_API_KEY`` environment variable."""
+
+
+class InvalidHeaderError(StreamkitError, ValueError):
+    """A header name or value that must not be sent: nothing was sent.
+
+    A CR, LF or NUL in a header would let a value start a header or a request of its own
+    (request splitting, RFC 9112 §11.1); control characters and non-ASCII text are refused
+    too. The message names the header, never its value (it may be a credential).
+    """
+
+
+class ProxyNotSupportedError(StreamkitError):
+    """A proxy applies to the URL, and the transport cannot go through one.
+
+    ``HTTP(S)_PROXY`` or ``ALL_PROXY`` names a proxy for the URL and ``NO_PROXY`` does not
+    exempt it; the native transport refuses rather than connect around the proxy.
+
+    Use the default httpx transport, which honours proxies, or exempt the host with
+    ``NO_PROXY``.
+    """
 
 
 # --------------------------------------------------------------------------- HTTP status
@@ -278,6 +304,10 @@ class NotEventStreamError(ProtocolError):
         super().__init__(message, partial_message=partial_message)
         self.content_type = content_type
         self.body = _scrub(body[:_BODY_LIMIT])
+
+
+class ContentDecodingError(ProtocolError):
+    """The body's ``Content-Encoding`` (gzip or deflate) could not be decoded."""
 
 
 class EventTooLargeError(ProtocolError):
@@ -472,21 +502,26 @@ def _scrub_body(body: object) -> object:
     return body
 
 
-def mask_secrets(error: BaseException, secrets: Collection[str]) -> None:
+def mask_secrets(
+    error: BaseException, secrets: Collection[str], *, request: httpx.Request | None = None
+) -> None:
     """Replace each exact secret in ``error`` and the errors it chains to with ``***``.
 
-    Masks the message and the server text the error carries (``body``, ``error``); the
-    client calls this with the credentials its request carried, so that a key of any shape
-    echoed back by a server never reaches a log or a traceback.
+    Masks every chained error's message (httpx's and h11's included, which may quote raw
+    bytes a server echoed) and the server text an error carries (``body``, ``error``,
+    ``headers``); with ``request`` (a copy whose credentials are masked), every chained
+    httpx error and streamkit error keeps that copy as its ``request`` instead of the one
+    that was sent. The client calls this with the credentials its request carried, so a
+    key of any shape echoed back by a server never reaches a log or a traceback.
     """
     ordered = sorted({secret for secret in secrets if secret}, key=len, reverse=True)
-    if not ordered:
-        return
     for item in _chain(error):
-        if not isinstance(item, StreamkitError):
+        if request is not None and isinstance(item, httpx.RequestError):
+            item.request = request
+        if not ordered:
             continue
         item.args = tuple(_mask(arg, ordered) for arg in item.args)
-        for name in ("body", "error"):
+        for name in ("body", "error", "headers"):
             if name in vars(item):
                 setattr(item, name, _mask(getattr(item, name), ordered))
 
@@ -503,6 +538,10 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
 
 
 def _mask(value: object, secrets: list[str]) -> object:
+    if isinstance(value, bytes):
+        for secret in secrets:
+            value = value.replace(secret.encode("utf-8", "replace"), b"***")
+        return value
     if isinstance(value, str):
         for secret in secrets:
             value = value.replace(secret, "***")

@@ -277,20 +277,20 @@ def _request_builder() -> AsyncClient:
 
 def _feed(pieces: list[bytes], *, eof: bool = False) -> tuple[list[ChatEvent], Any]:
     """Feed a response, cut into ``pieces``, to one native connection; no socket."""
-    from streamkit._decode import ChatEventDecoder
-    from streamkit._native import NativePool, NativeStream, _Connection
+    from streamkit._engine import StreamEngine
+    from streamkit._native import _Connection
 
     async def main() -> tuple[list[ChatEvent], Any, bool]:
         client = _request_builder()
-        request = client._config.request(
-            client._http, {"model": "m", "messages": MESSAGES}, stream=True, options=None
+        outgoing = client._config.outgoing(
+            {"model": "m", "messages": MESSAGES}, stream=True, options=None
         )
-        stream = NativeStream(NativePool(), request, client._config.plan(None))
+        engine = StreamEngine(client.transport.build_request(outgoing), client._config.plan(None))
         connection = _Connection()
         transport = _FakeTransport()
         connection.connection_made(transport)
         events: list[ChatEvent] = []
-        finished = connection.start(stream, b"GET", ChatEventDecoder(), events.append, None, None)
+        finished = connection.exchange(engine, engine.attempt(), events.append, None, None)
         for piece in pieces:
             connection.data_received(piece)
         if eof:
@@ -300,7 +300,7 @@ def _feed(pieces: list[bytes], *, eof: bool = False) -> tuple[list[ChatEvent], A
             await asyncio.wait_for(finished, 1)
         except Exception as caught:  # the test inspects it
             error = caught
-        return events, error, connection.reusable
+        return events, error, connection.reusable and connection.reuse()
 
     events, error, reusable = asyncio.run(main())
     return events, (error, reusable)

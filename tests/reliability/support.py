@@ -16,7 +16,14 @@ from typing import Any
 import httpx
 import pytest
 
-from streamkit import AsyncClient, ChatEvent, Client, to_async_iterator, to_iterator
+from streamkit import (
+    AsyncClient,
+    ChatEvent,
+    Client,
+    NativeTransport,
+    to_async_iterator,
+    to_iterator,
+)
 from streamkit._retry import RetryPolicy
 from tests.collect import Collector
 from tests.test_client import KEY, MESSAGES
@@ -30,6 +37,7 @@ __all__ = [
     "MODES",
     "acollect",
     "apool1_client",
+    "pooled_connections",
     "async_wait_until",
     "collect",
     "fast_backoff",
@@ -61,6 +69,14 @@ async def apool1_client(
     ) as http:
         async with AsyncClient(KEY, base_url=base_url, http_client=http, **options) as client:
             yield client
+
+
+def pooled_connections(client: AsyncClient) -> int:
+    """How many connections the client's transport holds open (busy or idle)."""
+    transport: Any = client.transport
+    if isinstance(transport, NativeTransport):
+        return sum(len(idle) for idle in transport._pool._idle.values())
+    return len(transport._http._transport._pool.connections)
 
 
 def collect(client: Client, **arguments: Any) -> Outcome:

@@ -32,6 +32,7 @@ from tests.reliability.support import (
     apool1_client,
     async_wait_until,
     collect,
+    pooled_connections,
     wait_until,
 )
 from tests.scripted_server import (
@@ -322,7 +323,7 @@ def test_c5_async_with_closes_at_once_on_break(scripted: ScriptedServer) -> None
                 async for _ in it:
                     break
             # Closed before async with returned: the connection is back in the pool.
-            assert client._http._transport._pool.connections == []  # type: ignore[attr-defined]
+            assert pooled_connections(client) == 0
             assert await async_wait_until(scripted.wait_for_request(1).disconnected.is_set)
             return await acollect(client)
 
@@ -360,7 +361,7 @@ def test_c5_a_held_iterator_keeps_the_request_open_until_aclose(
 
     async def main() -> Any:
         async with apool1_client(scripted.base_url) as client:
-            client._http.timeout = httpx.Timeout(5.0, pool=0.2)
+            client.transport._http.timeout = httpx.Timeout(5.0, pool=0.2)  # type: ignore[attr-defined]
             held = to_async_iterator(client.chat_stream(model="m", messages=MESSAGES))
             async for _ in held:
                 break

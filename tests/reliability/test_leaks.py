@@ -41,6 +41,7 @@ from tests.reliability.support import (
     async_wait_until,
     collect,
     open_sockets,
+    pooled_connections,
     run_stream,
     wait_until,
 )
@@ -190,8 +191,7 @@ def test_l1_async_a_thousand_streams_cancelled_at_a_random_event_leave_nothing_b
                         with contextlib.suppress(asyncio.CancelledError):
                             await task
                 assert asyncio.all_tasks() == {asyncio.current_task()}
-                pool = client._http._transport._pool  # type: ignore[attr-defined]
-                assert pool.connections == []
+                assert pooled_connections(client) == 0
             await asyncio.get_running_loop().run_in_executor(None, server.wait_idle)
 
         with gc_disabled():
