@@ -85,8 +85,9 @@ from streamkit._record import (
 )
 from streamkit._request import NOT_GIVEN, NotGiven, RequestOptions
 from streamkit._sse import ServerSentEvent, SSEDecoder
-from streamkit._stream import AsyncChatStream, ChatStream, NoEventLoopError
+from streamkit._stream import AsyncChatStream, ChatStream
 from streamkit._version import __version__
+from streamkit.errors import NoEventLoopError
 
 __all__ = [
     "CHAT_EVENT_ADAPTER",
