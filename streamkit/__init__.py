@@ -84,7 +84,8 @@ from streamkit._record import (
     stream_stats,
 )
 from streamkit._request import NOT_GIVEN, NotGiven, RequestOptions
-from streamkit._sse import ServerSentEvent, SSEDecoder
+from streamkit._sse import SSEDecoder
+from streamkit._sse_event import ServerSentEvent
 from streamkit._stream import AsyncChatStream, ChatStream
 from streamkit._version import __version__
 from streamkit.errors import NoEventLoopError

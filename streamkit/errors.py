@@ -57,7 +57,7 @@ import httpx
 if TYPE_CHECKING:
     from streamkit._events import ChatEvent
     from streamkit._message import ChatResponse
-    from streamkit._sse import ServerSentEvent
+    from streamkit._sse_event import ServerSentEvent
 
 __all__ = [
     "APIConnectionError",
