@@ -74,18 +74,11 @@ from streamkit._message import (
     ThinkingContent,
 )
 from streamkit._offline import OfflineServer
-from streamkit._record import (
-    RecordedEvent,
-    Recording,
-    StreamStats,
-    read_recording,
-    record,
-    replay,
-    stream_stats,
-)
+from streamkit._record import RecordedEvent, Recording, read_recording, record, replay
 from streamkit._request import NOT_GIVEN, NotGiven, RequestOptions
 from streamkit._sse import SSEDecoder
 from streamkit._sse_event import ServerSentEvent
+from streamkit._stats import StreamStats, StreamStatsTracker, stream_stats
 from streamkit._stream import AsyncChatStream, ChatStream
 from streamkit._version import __version__
 from streamkit.errors import NoEventLoopError
@@ -133,6 +126,7 @@ __all__ = [
     "Source",
     "StreamIterator",
     "StreamStats",
+    "StreamStatsTracker",
     "TextContent",
     "ThinkingContent",
     "ToolCall",
