@@ -79,7 +79,8 @@ class RecordedEvent:
 class Recording:
     """A recorded stream, read back: its events with their times, and how it ended.
 
-    Its HTML repr (in Jupyter) is a summary: events per type and the timing statistics.
+    In Jupyter it displays as a summary, events per type and the timing statistics, through
+    the formatters ``import streamkit`` registers with IPython (see :func:`~streamkit.render_html`).
     """
 
     entries: tuple[RecordedEvent, ...]
@@ -108,11 +109,6 @@ class Recording:
     def stats(self) -> StreamStats:
         """The stream's timing statistics (time to first token, tokens per second, ...)."""
         return stream_stats(self.times, self.events, self.end)
-
-    def _repr_html_(self) -> str:
-        from streamkit._display import recording_html  # here: _display imports this module
-
-        return recording_html(self)
 
 
 def read_recording(path: str | PathLike[str]) -> Recording:
