@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable, abc
 
 from operators._pending import attach_pending
-from streamkit._events import (
+from streamkit import (
     ChatEvent,
     Citation,
     CitationEndEvent,

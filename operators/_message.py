@@ -17,9 +17,7 @@ from reactivex import Observable, abc
 from reactivex import operators as ops
 
 from operators._pending import attach_pending
-from streamkit._accumulate import MessageAccumulator, accumulate
-from streamkit._events import ChatEvent
-from streamkit._message import ChatResponse
+from streamkit import ChatEvent, ChatResponse, MessageAccumulator, accumulate
 from streamkit.errors import StreamTruncatedError
 
 __all__ = ["accumulate", "final_message", "snapshots"]

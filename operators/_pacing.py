@@ -20,7 +20,7 @@ from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposab
 from reactivex.scheduler import TimeoutScheduler
 
 from operators._pending import attach_pending
-from operators._rechunk import _SentenceSplitter, _WordSplitter
+from operators._rechunk import SentenceSplitter, WordSplitter
 
 __all__ = ["idle_flush", "smooth"]
 
@@ -86,7 +86,7 @@ def smooth(
         ) -> abc.DisposableBase:
             clock = scheduler or subscribe_scheduler or TimeoutScheduler.singleton()
             lock = threading.RLock()
-            words = _WordSplitter() if by == "word" else None
+            words = WordSplitter() if by == "word" else None
             backlog: deque[str] = deque()
             timer = SerialDisposable()
             ticking = False  # a unit went out less than `delay` ago: the next one must wait
@@ -219,7 +219,7 @@ def idle_flush(
         ) -> abc.DisposableBase:
             clock = scheduler or subscribe_scheduler or TimeoutScheduler.singleton()
             lock = threading.RLock()
-            splitter = _SentenceSplitter()
+            splitter = SentenceSplitter()
             timer = SerialDisposable()
             stopped = False
 

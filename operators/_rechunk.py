@@ -24,6 +24,8 @@ from reactivex import Observable, abc, create
 from operators._pending import attach_pending
 
 __all__ = ["buffer_lines", "buffer_sentences", "buffer_words", "rechunk"]
+# SentenceSplitter and WordSplitter are shared with _pacing (smooth, idle_flush): named
+# without an underscore for that, and still left out of the operators façade.
 
 _NOT_SPACE = re.compile(r"\S")
 _SPACE = re.compile(r"\s")
@@ -121,7 +123,7 @@ def _space_end(text: str, start: int) -> int:
     return found.start() if found else len(text)
 
 
-class _SentenceSplitter:
+class SentenceSplitter:
     """Cut text into sentences, each with the whitespace that follows it.
 
     A cut falls after a whitespace run (kept on the sentence before it) when:
@@ -344,13 +346,13 @@ def buffer_sentences(
         unfinished sentence rides on the error: read it with :func:`pending`.
     """
     extra = frozenset(word.rstrip(".").lower() for word in abbreviations)
-    return _split_with(lambda: _SentenceSplitter(extra))
+    return _split_with(lambda: SentenceSplitter(extra))
 
 
 # --------------------------------------------------------------------------- words
 
 
-class _WordSplitter:
+class WordSplitter:
     """Cut text into words, each with the whitespace that follows it."""
 
     def __init__(self) -> None:
@@ -418,7 +420,7 @@ def buffer_words() -> Callable[[Observable[str]], Observable[str]]:
         An operator from ``Observable[str]`` to ``Observable[str]``. On an upstream error the
         unfinished word rides on the error: read it with :func:`pending`.
     """
-    return _split_with(_WordSplitter)
+    return _split_with(WordSplitter)
 
 
 # --------------------------------------------------------------------------- lines

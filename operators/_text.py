@@ -11,7 +11,7 @@ from collections.abc import Callable
 from reactivex import Observable, compose
 from reactivex import operators as ops
 
-from streamkit._events import ChatEvent, ContentDeltaEvent
+from streamkit import ChatEvent, ContentDeltaEvent
 
 __all__ = ["accumulate_text", "text_only", "thinking_only"]
 

@@ -20,13 +20,7 @@ from reactivex import Observable, abc
 from reactivex import operators as ops
 
 from operators._pending import attach_pending
-from streamkit._events import (
-    ChatEvent,
-    ContentDeltaEvent,
-    MessageEndEvent,
-    ToolCallDeltaEvent,
-    ToolPlanDeltaEvent,
-)
+from streamkit import ChatEvent, StreamStatsTracker
 
 __all__ = ["StreamMetrics", "Timed", "metrics", "with_timing"]
 
@@ -53,6 +47,8 @@ class StreamMetrics(BaseModel):
 
     A token is one generated piece: a ``content-delta`` (text or thinking), a
     ``tool-plan-delta`` or a ``tool-call-delta`` (Cohere streams about one token per delta).
+    The numbers are computed as :class:`streamkit.StreamStats` are, by a
+    :class:`streamkit.StreamStatsTracker`, so they agree with a recording's and a display's.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -83,6 +79,22 @@ class StreamMetrics(BaseModel):
 
 def _seconds(since: datetime, now: datetime) -> float:
     return (now - since).total_seconds()
+
+
+def _metrics(tracker: StreamStatsTracker, total_time: float) -> StreamMetrics:
+    stats = tracker.stats(total_time)
+    gaps = tracker.gaps()
+    return StreamMetrics(
+        total_time=total_time,
+        time_to_first_token=stats.time_to_first_token,
+        token_count=stats.token_count,
+        event_count=stats.events,
+        inter_token_gaps=gaps,
+        gap_p50=statistics.median(gaps) if gaps else None,
+        gap_max=max(gaps) if gaps else None,
+        tokens_per_second=stats.tokens_per_second,
+        output_tokens=stats.output_tokens,
+    )
 
 
 def with_timing(
@@ -148,52 +160,6 @@ def with_timing(
     return operator
 
 
-class _Recorder:
-    """What :func:`metrics` has seen so far, in one subscription."""
-
-    def __init__(self, clock: abc.SchedulerBase) -> None:
-        self.clock = clock
-        self.start = clock.now
-        self.first: datetime | None = None
-        self.last: datetime | None = None
-        self.gaps: list[float] = []
-        self.tokens = 0
-        self.events = 0
-        self.output_tokens: int | None = None
-
-    def record(self, event: ChatEvent) -> _Recorder:
-        now = self.clock.now
-        self.events += 1
-        if isinstance(event, ContentDeltaEvent | ToolPlanDeltaEvent | ToolCallDeltaEvent):
-            self.tokens += 1
-            if self.last is None:
-                self.first = now
-            else:
-                self.gaps.append(_seconds(self.last, now))
-            self.last = now
-        elif isinstance(event, MessageEndEvent) and event.delta.usage is not None:
-            usage = event.delta.usage
-            if usage.tokens is not None and usage.tokens.output_tokens is not None:
-                self.output_tokens = usage.tokens.output_tokens
-            elif usage.billed_units is not None:
-                self.output_tokens = usage.billed_units.output_tokens
-        return self
-
-    def summary(self) -> StreamMetrics:
-        span = _seconds(self.first, self.last) if self.first and self.last else 0.0
-        return StreamMetrics(
-            total_time=_seconds(self.start, self.clock.now),
-            time_to_first_token=None if self.first is None else _seconds(self.start, self.first),
-            token_count=self.tokens,
-            event_count=self.events,
-            inter_token_gaps=list(self.gaps),
-            gap_p50=statistics.median(self.gaps) if self.gaps else None,
-            gap_max=max(self.gaps) if self.gaps else None,
-            tokens_per_second=(self.tokens - 1) / span if self.tokens > 1 and span > 0 else None,
-            output_tokens=self.output_tokens,
-        )
-
-
 def metrics(
     scheduler: abc.SchedulerBase | None = None,
 ) -> Callable[[Observable[ChatEvent]], Observable[StreamMetrics]]:
@@ -239,19 +205,26 @@ def metrics(
 
     def operator(source: Observable[ChatEvent]) -> Observable[StreamMetrics]:
         def factory(default: abc.SchedulerBase) -> Observable[StreamMetrics]:
-            recorder = _Recorder(scheduler or default)
+            clock = scheduler or default
+            start = clock.now
+            # The numbers are streamkit's own stream statistics, on this scheduler's clock.
+            tracker = StreamStatsTracker(keep_gaps=True)
+
+            def summary(_: object = None) -> StreamMetrics:
+                return _metrics(tracker, _seconds(start, clock.now))
 
             def keep_partial(error: Exception, _: Observable[Any]) -> Observable[ChatEvent]:
-                attach_pending(error, recorder.summary())
+                attach_pending(error, summary())
                 return reactivex.throw(error)
 
-            def record(state: _Recorder, event: ChatEvent) -> _Recorder:
-                return state.record(event)
+            def add(state: StreamStatsTracker, event: ChatEvent) -> StreamStatsTracker:
+                state.add(_seconds(start, clock.now), event)
+                return state
 
             return source.pipe(
                 ops.catch(keep_partial),
-                ops.reduce(record, recorder),
-                ops.map(_Recorder.summary),
+                ops.reduce(add, tracker),
+                ops.map(summary),
             )
 
         return reactivex.defer(factory)

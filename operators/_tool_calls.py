@@ -23,7 +23,7 @@ from reactivex import Observable, abc, compose
 from reactivex import operators as ops
 
 from operators._pending import attach_pending
-from streamkit._events import (
+from streamkit import (
     ChatEvent,
     ToolCall,
     ToolCallDeltaEvent,

@@ -77,20 +77,15 @@ from streamkit._message import (
 )
 from streamkit._native import NativeTransport
 from streamkit._offline import OfflineServer
-from streamkit._record import (
-    RecordedEvent,
-    Recording,
-    StreamStats,
-    read_recording,
-    record,
-    replay,
-    stream_stats,
-)
+from streamkit._record import RecordedEvent, Recording, read_recording, record, replay
 from streamkit._request import NOT_GIVEN, NotGiven, RequestOptions
-from streamkit._sse import ServerSentEvent, SSEDecoder
-from streamkit._stream import AsyncChatStream, ChatStream, NoEventLoopError
+from streamkit._sse import SSEDecoder
+from streamkit._sse_event import ServerSentEvent
+from streamkit._stats import StreamStats, StreamStatsTracker, stream_stats
+from streamkit._stream import AsyncChatStream, ChatStream
 from streamkit._transport import DEFAULT_TIMEOUT
 from streamkit._version import __version__
+from streamkit.errors import NoEventLoopError
 
 __all__ = [
     "CHAT_EVENT_ADAPTER",
@@ -138,6 +133,7 @@ __all__ = [
     "Source",
     "StreamIterator",
     "StreamStats",
+    "StreamStatsTracker",
     "TextContent",
     "ThinkingContent",
     "ToolCall",

@@ -51,8 +51,9 @@ from streamkit._events import (
 )
 from streamkit._message import ChatResponse
 from streamkit._offline import OfflineServer
-from streamkit._record import _StatsTracker, read_recording, record, replay
+from streamkit._record import read_recording, record, replay
 from streamkit._request import NOT_GIVEN
+from streamkit._stats import StreamStatsTracker
 from streamkit._version import __version__
 from streamkit.errors import StreamkitError
 
@@ -372,7 +373,7 @@ class _TextOutput:
         self.show = show
         self.styled = _is_terminal(out) and not os.environ.get("NO_COLOR")
         self.accumulator = MessageAccumulator(strict=False)
-        self.stats = _StatsTracker()
+        self.stats = StreamStatsTracker()
         self._start = time.monotonic()
         self._part: str | None = None  # what the last write belonged to
         self._line_open = False  # the last write did not end with a newline

@@ -52,7 +52,8 @@ from streamkit._events import (
     Usage,
 )
 from streamkit._message import ChatResponse, TextContent, ThinkingContent
-from streamkit._record import Recording, StreamStats, _StatsTracker
+from streamkit._record import Recording
+from streamkit._stats import StreamStats, StreamStatsTracker
 from streamkit._stream import ChatStream
 
 if sys.version_info >= (3, 11):
@@ -705,7 +706,7 @@ class _Live:
         self._clock = clock
         self._start = clock()
         self.accumulator = MessageAccumulator(strict=False)
-        self.stats = _StatsTracker()
+        self.stats = StreamStatsTracker()
         self.open_calls: set[int] = set()
         self.streaming = True
         self.error: str | None = None

@@ -327,14 +327,19 @@ class Attempt:
             for piece in self._inflate(data):
                 self._keep(piece)
 
-    def end(self) -> Iterator[ChatEvent]:
+    def end(self, expired: str | None = None) -> Iterator[ChatEvent]:
         """The body ended as its framing says: the events still held, then the verdict.
+
+        ``expired``: our own ``"idle"`` timeout or ``"deadline"`` had cut the connection
+        (a shut-down socket can read as a clean end of body).
 
         Raises:
             StreamTruncatedError: The stream ended before ``message-end``.
             APIStatusError: The answer was a non-2xx status.
             NotEventStreamError: A 2xx stream request that got no event stream.
         """
+        if expired is not None and not self.complete:
+            raise self.timed_out(expired)
         for piece in self._flush():
             if self._mode == _STREAM:
                 if not self.decoder.done:
@@ -407,10 +412,23 @@ class Attempt:
         failure.__cause__ = error
         return failure
 
-    def timed_out(self, reason: str) -> StreamTimeoutError | None:
-        """Our own ``"idle"`` timeout or ``"deadline"`` fired: the error (None if complete)."""
-        if self.complete:
-            return None
+    def unanswered(self, error: BaseException) -> StreamkitError:
+        """Sending failed, or no answer came: the typed connection or timeout error."""
+        failure = self.broken(error, timeout=isinstance(error, httpx.TimeoutException))
+        assert failure is not None  # nothing was read: never complete
+        return failure
+
+    def failed(self, error: BaseException, expired: str | None = None) -> StreamkitError | None:
+        """An httpx call failed: the typed error, or None when the stream was complete.
+
+        ``expired``: our own timeout had cut the connection, which is what failed.
+        """
+        if expired is not None:
+            return None if self.complete else self.timed_out(expired)
+        return self.broken(error, timeout=isinstance(error, httpx.TimeoutException))
+
+    def timed_out(self, reason: str) -> StreamTimeoutError:
+        """Our own ``"idle"`` timeout or ``"deadline"`` fired: the error."""
         plan = self._engine.plan
         count = self.decoder.events
         if reason == "idle":

@@ -11,14 +11,14 @@ import httpx
 from streamkit._engine import DRAIN_LIMIT, Attempt, StreamEngine
 from streamkit._events import ChatEvent
 from streamkit._stream import shutdown_socket
-from streamkit._transport import DEFAULT_TIMEOUT, Outgoing, Push
-from streamkit._watchdog import watch
+from streamkit._transport import DEFAULT_TIMEOUT, HttpxRequests, Push
+from streamkit._watchdog import paced, watch
 from streamkit.errors import StreamkitError
 
 __all__ = ["AsyncHttpxTransport"]
 
 
-class AsyncHttpxTransport:
+class AsyncHttpxTransport(HttpxRequests[httpx.AsyncClient]):
     """Streams over an ``httpx.AsyncClient``: :class:`~streamkit.AsyncClient`'s default.
 
     Any ``httpx.AsyncClient`` works, including one on another HTTP stack such as
@@ -27,9 +27,9 @@ class AsyncHttpxTransport:
     e.g. ``httpx.AsyncClient(limits=httpx.Limits(max_connections=1000))``.
 
     Args:
-        http_client: Your own ``httpx.AsyncClient``; you keep ownership (``aclose()``
-            leaves it open). None makes one with ``timeout``.
-        timeout: The timeout of the client made here (seconds or ``httpx.Timeout``).
+        http_client: An ``httpx.AsyncClient`` of yours, which ``aclose()`` leaves open;
+            by default one is made (and closed) here.
+        timeout: Seconds or an ``httpx.Timeout``, for the client made here.
     """
 
     def __init__(
@@ -38,32 +38,18 @@ class AsyncHttpxTransport:
         *,
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
     ) -> None:
-        self._owns = http_client is None
-        self._http = http_client or httpx.AsyncClient(timeout=timeout)
-
-    def __repr__(self) -> str:
-        return "AsyncHttpxTransport()"
+        http = http_client or httpx.AsyncClient(timeout=timeout)
+        super().__init__(http, owned=http_client is None)
 
     @property
     def push(self) -> Push | None:
         """None: subscribers iterate :meth:`stream`."""
         return None
 
-    def build_request(self, outgoing: Outgoing) -> httpx.Request:
-        """The request, with the ``httpx.AsyncClient``'s defaults (cookies, headers) applied."""
-        return self._http.build_request(
-            "POST",
-            outgoing.url,
-            content=outgoing.content,
-            headers=dict(outgoing.headers),
-            params=outgoing.params,
-            extensions=outgoing.extensions(),
-        )
-
     async def aclose(self) -> None:
         """Close the ``httpx.AsyncClient`` if it was made here."""
-        if self._owns:
-            await self._http.aclose()
+        if self.owned:
+            await self.http.aclose()
 
     async def stream(self, engine: StreamEngine) -> AsyncGenerator[ChatEvent, None]:
         """Send the request, retrying as the engine decides, and yield its events."""
@@ -83,43 +69,29 @@ class AsyncHttpxTransport:
         self, engine: StreamEngine, attempt: Attempt
     ) -> AsyncGenerator[ChatEvent, None]:
         try:
-            response = await self._http.send(engine.request, stream=True)
+            response = await self.http.send(engine.request, stream=True)
         except httpx.HTTPError as error:
-            failure = attempt.broken(error, timeout=isinstance(error, httpx.TimeoutException))
-            assert failure is not None  # nothing was read: never complete
-            raise failure from error
+            raise attempt.unanswered(error) from error
         guard = watch(engine.idle_timeout, engine.remaining(), lambda _: shutdown_socket(response))
         try:
-            # A response read before we got it (httpx.MockTransport's) has no raw bytes left.
-            read = response.is_stream_consumed
-            attempt.head(response.status_code, response.headers, decoded=read)
-            chunks = _once(response.content) if read else response.aiter_raw()
+            if self.was_read(response, attempt):
+                chunks: AsyncIterator[bytes] = _single(response.content)
+            else:
+                chunks = response.aiter_raw()
             async for chunk in chunks:
-                for event in attempt.receive(chunk):
-                    if guard is not None:  # the consumer's time is not the server's silence
-                        guard.hold()
+                for event in paced(attempt.receive(chunk), guard):
                     yield event
-                    if guard is not None:
-                        guard.touch()
                 if attempt.complete:
                     await _drain(chunks)
                     return
-            if guard is not None and guard.expired:
-                # Our watchdog shut the socket down, which can read as a clean end of body.
-                raise httpx.ReadError("the socket was shut down")
-            for event in attempt.end():
+            for event in attempt.end(guard.expired):
                 yield event
         except httpx.HTTPError as error:
-            expired = guard.expired if guard is not None else None
-            if expired is not None:
-                failure = attempt.timed_out(expired)
-            else:
-                failure = attempt.broken(error, timeout=isinstance(error, httpx.TimeoutException))
+            failure = attempt.failed(error, guard.expired)
             if failure is not None:
                 raise failure from error
         finally:
-            if guard is not None:
-                guard.stop()
+            guard.stop()
             await response.aclose()
 
 
@@ -133,5 +105,5 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
                 return
 
 
-async def _once(content: bytes) -> AsyncIterator[bytes]:
+async def _single(content: bytes) -> AsyncIterator[bytes]:
     yield content

@@ -280,9 +280,7 @@ class _Run:
             if connection is None:
                 connection = await self._pool.connect(origin, self._connect_timeout)
         except httpx.HTTPError as error:
-            failure = attempt.broken(error, timeout=isinstance(error, httpx.TimeoutException))
-            assert failure is not None  # nothing was read: never complete
-            raise failure from error
+            raise attempt.unanswered(error) from error
         self._connection = connection
         try:
             await connection.exchange(
@@ -582,11 +580,10 @@ class _Connection(asyncio.Protocol):
             self._arm()
             return
         self.reusable = False
-        failure = attempt.timed_out(reason)
-        if failure is None:
+        if attempt.complete:
             self._succeed()
         else:
-            self._fail(failure)
+            self._fail(attempt.timed_out(reason))
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -32,14 +32,10 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from streamkit._replies import RequestError, script_reply
-from streamkit.errors import StreamkitError
+from streamkit._replies import script_reply
+from streamkit.errors import OfflineRequestError, ServerNotRunningError
 
-__all__ = ["OfflineServer", "RecordedRequest", "ServerNotRunningError"]
-
-
-class ServerNotRunningError(StreamkitError):
-    """The offline server was asked for its address before ``start()`` (or after ``stop()``)."""
+__all__ = ["OfflineServer", "RecordedRequest"]
 
 
 _CHAT_PATH = "/v2/chat"
@@ -300,7 +296,7 @@ class _Handler(BaseHTTPRequestHandler):
             reply = script_reply(body)
             events = reply.stream_events() if streamed else []
             response = {} if streamed else reply.response()
-        except RequestError as exc:
+        except OfflineRequestError as exc:
             self._send_error(request_id, 422, f"invalid request: {exc}")
             return
         except Exception as exc:

@@ -33,7 +33,7 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -45,148 +45,21 @@ from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposab
 from reactivex.scheduler import TimeoutScheduler
 
 from streamkit._decode import ChatEventDecoder
-from streamkit._events import (
-    ChatEvent,
-    ContentDeltaEvent,
-    MessageEndEvent,
-    ToolCallDeltaEvent,
-    ToolPlanDeltaEvent,
-    event_to_dict,
-)
+from streamkit._events import ChatEvent, event_to_dict
+from streamkit._stats import StreamStats, stream_stats
 
 __all__ = [
     "RecordedEvent",
     "Recording",
-    "StreamStats",
     "read_recording",
     "record",
     "replay",
-    "stream_stats",
 ]
 
 FORMAT_LINE = ": streamkit recording 1"
 """The first line of every recording: an SSE comment naming the format and its version."""
 
 _TIME = re.compile(rb"^: ?t=([0-9]+(?:\.[0-9]+)?)(?:[ \r\n]|$)")
-
-
-# ----------------------------------------------------------------------------- statistics
-
-
-def _is_token(event: ChatEvent) -> bool:
-    """True for the events that carry generated text: answer, thinking, plan, arguments."""
-    return isinstance(event, (ContentDeltaEvent, ToolPlanDeltaEvent, ToolCallDeltaEvent))
-
-
-@dataclass(frozen=True)
-class StreamStats:
-    """How a stream went in time: when the first token came, how fast the rest followed.
-
-    The numbers mean what ``operators.metrics`` means by them, so a live display, a
-    recording and the operator agree: a token is one generated piece (a ``content-delta``,
-    ``tool-plan-delta`` or ``tool-call-delta``; Cohere streams about one token per delta).
-    """
-
-    events: int
-    """How many events arrived."""
-    time_to_first_token: float | None
-    """Seconds from the request to the first token; None when none came."""
-    duration: float | None
-    """Seconds from the request to the end of the stream; None when it has not ended."""
-    token_count: int
-    """How many tokens (generated pieces) arrived."""
-    tokens_per_second: float | None
-    """The decoding speed: tokens after the first, divided by the seconds from the first
-    token to the last; None with fewer than two tokens or no time between them."""
-    output_tokens: int | None
-    """The output tokens ``message-end`` reports (``usage.tokens``, else billed units)."""
-    finish_reason: str | None
-    """The ``finish_reason`` of ``message-end``; None when it never came."""
-
-
-class _StatsTracker:
-    """Folds (time, event) pairs into :class:`StreamStats`, one event at a time."""
-
-    def __init__(self) -> None:
-        self.events = 0
-        self.tokens = 0
-        self.first: float | None = None
-        self.last_token: float | None = None
-        self.last: float | None = None
-        self.finish_reason: str | None = None
-        self.output_tokens: int | None = None
-
-    def add(self, seconds: float, event: ChatEvent) -> None:
-        self.events += 1
-        self.last = seconds
-        if _is_token(event):
-            self.tokens += 1
-            if self.first is None:
-                self.first = seconds
-            self.last_token = seconds
-        elif isinstance(event, MessageEndEvent):
-            self.finish_reason = event.finish_reason
-            usage = event.delta.usage
-            if (
-                usage is not None
-                and usage.tokens is not None
-                and usage.tokens.output_tokens is not None
-            ):
-                self.output_tokens = usage.tokens.output_tokens
-            elif usage is not None and usage.billed_units is not None:
-                self.output_tokens = usage.billed_units.output_tokens
-
-    def stats(self, end: float | None = None) -> StreamStats:
-        rate = None
-        if self.first is not None and self.last_token is not None and self.tokens > 1:
-            span = self.last_token - self.first
-            rate = (self.tokens - 1) / span if span > 0 else None
-        return StreamStats(
-            events=self.events,
-            time_to_first_token=self.first,
-            duration=self.last if end is None else end,
-            token_count=self.tokens,
-            tokens_per_second=rate,
-            output_tokens=self.output_tokens,
-            finish_reason=self.finish_reason,
-        )
-
-
-def stream_stats(
-    times: Sequence[float], events: Sequence[ChatEvent], end: float | None = None
-) -> StreamStats:
-    """Compute a stream's timing statistics from its events and their arrival times.
-
-    Args:
-        times: Each event's arrival, in seconds from the request.
-        events: The events, in order (as many as ``times``).
-        end: When the stream ended; defaults to the last event's arrival.
-
-    Returns:
-        The statistics.
-
-    Raises:
-        ValueError: If ``times`` and ``events`` differ in length.
-
-    Example:
-        >>> from streamkit import CHAT_EVENT_ADAPTER, stream_stats
-        >>> events = [CHAT_EVENT_ADAPTER.validate_python(e) for e in [
-        ...     {"type": "message-start", "id": "m1"},
-        ...     {"type": "content-start", "index": 0,
-        ...      "delta": {"message": {"content": {"type": "text", "text": ""}}}},
-        ...     {"type": "content-delta", "index": 0,
-        ...      "delta": {"message": {"content": {"text": "Hi"}}}},
-        ...     {"type": "content-delta", "index": 0,
-        ...      "delta": {"message": {"content": {"text": " there"}}}},
-        ...     {"type": "message-end", "delta": {"finish_reason": "COMPLETE"}}]]
-        >>> stats = stream_stats([0.25, 0.25, 0.5, 1.0, 1.5], events)
-        >>> stats.time_to_first_token, stats.token_count, stats.tokens_per_second
-        (0.5, 2, 2.0)
-    """
-    tracker = _StatsTracker()
-    for seconds, event in zip(times, events, strict=True):
-        tracker.add(seconds, event)
-    return tracker.stats(end)
 
 
 # ----------------------------------------------------------------------------- the file
@@ -206,7 +79,8 @@ class RecordedEvent:
 class Recording:
     """A recorded stream, read back: its events with their times, and how it ended.
 
-    Its HTML repr (in Jupyter) is a summary: events per type and the timing statistics.
+    In Jupyter it displays as a summary, events per type and the timing statistics, through
+    the formatters ``import streamkit`` registers with IPython (see :func:`~streamkit.render_html`).
     """
 
     entries: tuple[RecordedEvent, ...]
@@ -235,11 +109,6 @@ class Recording:
     def stats(self) -> StreamStats:
         """The stream's timing statistics (time to first token, tokens per second, ...)."""
         return stream_stats(self.times, self.events, self.end)
-
-    def _repr_html_(self) -> str:
-        from streamkit._display import recording_html  # here: _display imports this module
-
-        return recording_html(self)
 
 
 def read_recording(path: str | PathLike[str]) -> Recording:

@@ -24,10 +24,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from streamkit.errors import OfflineRequestError
+
 __all__ = [
     "Citation",
     "ContentBlock",
-    "RequestError",
     "ScriptedReply",
     "Token",
     "ToolCall",
@@ -46,10 +47,6 @@ _DOCUMENT_TEMPLATE_TOKENS = 25
 _MAX_TOOL_CALLS = 2
 _MAX_CITED_RESULTS = 4
 _MAX_CITED_DOCUMENTS = 3
-
-
-class RequestError(ValueError):
-    """A request body the offline backend cannot answer; the server turns it into HTTP 422."""
 
 
 @dataclass(frozen=True)
@@ -324,7 +321,7 @@ class _Hasher:
 
 def _require(condition: bool, message: str) -> None:
     if not condition:
-        raise RequestError(message)
+        raise OfflineRequestError(message)
 
 
 def _validate(body: Mapping[str, Any]) -> None:
@@ -455,7 +452,7 @@ def script_reply(body: Mapping[str, Any]) -> ScriptedReply:
         The scripted reply; the same for the same body, whatever its ``stream`` value.
 
     Raises:
-        RequestError: The body is not a chat request this backend can answer (HTTP 422).
+        OfflineRequestError: The body is not a chat request this backend can answer (HTTP 422).
     """
     _validate(body)
     hasher = _Hasher(_request_seed(body))

@@ -48,9 +48,9 @@ Example:
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
 from typing import Final
 
+from streamkit._sse_event import ServerSentEvent
 from streamkit.errors import EventTooLargeError, LineTooLargeError
 
 __all__ = ["MAX_RETRY_MS", "SSEDecoder", "ServerSentEvent"]
@@ -82,24 +82,6 @@ _IGNORED_FIELD_LINE: Final = "\n"
 # More digits than this (after leading zeros) is above MAX_RETRY_MS for sure, and would be
 # slow (or refused, past 4300 digits) for int() to convert.
 _RETRY_MAX_DIGITS: Final = len(str(MAX_RETRY_MS))
-
-
-@dataclass(frozen=True, slots=True)
-class ServerSentEvent:
-    """One dispatched server-sent event."""
-
-    event: str = "message"
-    """The event type: the ``event`` field, or ``"message"`` when it was absent or empty."""
-    data: str = ""
-    """The ``data`` field values joined by LF (``"\\n"``)."""
-    id: str = ""
-    """The last event ID in force when the event was dispatched (it is sticky, per spec)."""
-    retry: int | None = None
-    """The reconnection time in force when the event was dispatched, in milliseconds.
-
-    None while the server has never sent a valid ``retry`` field. Clamped to
-    :data:`MAX_RETRY_MS`.
-    """
 
 
 class SSEDecoder:

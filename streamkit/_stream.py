@@ -28,22 +28,14 @@ from reactivex.disposable import Disposable
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
 from streamkit._events import ChatEvent
-from streamkit.errors import StreamkitError
+from streamkit.errors import NoEventLoopError, StreamkitError
 
 __all__ = [
     "AsyncChatStream",
     "Cancellation",
     "ChatStream",
-    "NoEventLoopError",
     "shutdown_socket",
 ]
-
-
-class NoEventLoopError(StreamkitError):
-    """An async stream was subscribed with no running asyncio loop to run on.
-
-    Subscribe from inside a coroutine, or pass an ``AsyncIOScheduler`` as the scheduler.
-    """
 
 
 class Cancellation:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 
-from streamkit._engine import StreamEngine
+from streamkit._engine import Attempt, StreamEngine
 from streamkit._events import ChatEvent
 from streamkit._stream import Cancellation
 
-__all__ = ["DEFAULT_TIMEOUT", "AsyncTransport", "Outgoing", "Transport"]
+__all__ = ["DEFAULT_TIMEOUT", "AsyncTransport", "HttpxRequests", "Outgoing", "Transport"]
+
+_H = TypeVar("_H", httpx.Client, httpx.AsyncClient)
 
 DEFAULT_TIMEOUT = httpx.Timeout(300.0, connect=10.0)
 """Ten seconds to connect, then five minutes for any single read or write."""
@@ -88,3 +90,42 @@ class AsyncTransport(Protocol):
     async def aclose(self) -> None:
         """Release the transport's connections (those it owns)."""
         ...
+
+
+class HttpxRequests(Generic[_H]):
+    """What the sync and async httpx transports share: their client and its requests.
+
+    Args:
+        http: The ``httpx.Client`` or ``httpx.AsyncClient``.
+        owned: Whether it was made here (and so is closed here).
+    """
+
+    def __init__(self, http: _H, *, owned: bool) -> None:
+        self.http: _H = http
+        self.owned = owned
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def build_request(self, outgoing: Outgoing) -> httpx.Request:
+        """The request, with the httpx client's defaults (cookies, headers) applied."""
+        request: httpx.Request = self.http.build_request(
+            "POST",
+            outgoing.url,
+            content=outgoing.content,
+            headers=dict(outgoing.headers),
+            params=outgoing.params,
+            extensions=outgoing.extensions(),
+        )
+        return request
+
+    @staticmethod
+    def was_read(response: httpx.Response, attempt: Attempt) -> bool:
+        """Hand the response head to ``attempt``; True if the body was read already.
+
+        A response read before we got it (as ``httpx.MockTransport`` hands them out) has
+        no raw bytes left: its decoded ``content`` is all there is.
+        """
+        read = response.is_stream_consumed
+        attempt.head(response.status_code, response.headers, decoded=read)
+        return read

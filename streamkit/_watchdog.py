@@ -15,9 +15,12 @@ import heapq
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
-__all__ = ["Watch", "watch"]
+__all__ = ["Watch", "paced", "watch"]
+
+_T = TypeVar("_T")
 
 
 class Watch:
@@ -122,12 +125,21 @@ class _Watchdog:
 _WATCHDOG = _Watchdog()
 
 
-def watch(
-    idle: float | None, deadline: float | None, expire: Callable[[str], None]
-) -> Watch | None:
-    """Start watching a stream; None when it has neither an idle timeout nor a deadline."""
-    if idle is None and deadline is None:
-        return None
+def watch(idle: float | None, deadline: float | None, expire: Callable[[str], None]) -> Watch:
+    """Start watching a stream (nothing is watched when it has neither limit)."""
     item = Watch(idle, deadline, expire)
-    _WATCHDOG.add(item)
+    if idle is not None or deadline is not None:
+        _WATCHDOG.add(item)
     return item
+
+
+def paced(events: Iterable[_T], guard: Watch) -> Iterator[_T]:
+    """Yield ``events``, the idle clock held while the consumer has each one.
+
+    The consumer's time is not the server's silence: the clock stops when an event is
+    handed out and restarts when the consumer asks for the next.
+    """
+    for event in events:
+        guard.hold()
+        yield event
+        guard.touch()

@@ -34,7 +34,10 @@
     │   ├── StreamInterruptedError       the connection broke mid-stream (also httpx.TransportError)
     │   │   └── StreamTimeoutError       no data came in time (also httpx.TimeoutException)
     │   └── ServerStreamError            the server reported an error inside a 200 stream
-    └── ToolArgumentsError               a tool call's joined arguments are not valid JSON
+    ├── ToolArgumentsError               a tool call's joined arguments are not valid JSON
+    ├── NoEventLoopError                 an async stream subscribed with no asyncio loop to run on
+    ├── ServerNotRunningError            an OfflineServer's address asked for while it is stopped
+    └── OfflineRequestError              a request body the OfflineServer cannot answer (its 422)
 
 Transport failures stay catchable as httpx errors: ``APIConnectionError`` and
 ``StreamInterruptedError`` are also ``httpx.TransportError``, and the two timeout classes
@@ -57,7 +60,7 @@ import httpx
 if TYPE_CHECKING:
     from streamkit._events import ChatEvent
     from streamkit._message import ChatResponse
-    from streamkit._sse import ServerSentEvent
+    from streamkit._sse_event import ServerSentEvent
 
 __all__ = [
     "APIConnectionError",
@@ -75,13 +78,16 @@ __all__ = [
     "LineTooLargeError",
     "MalformedEventError",
     "MissingAPIKeyError",
+    "NoEventLoopError",
     "NotEventStreamError",
     "NotFoundError",
     "NotImplementedServerError",
+    "OfflineRequestError",
     "ProtocolError",
     "ProxyNotSupportedError",
     "RateLimitError",
     "ServerError",
+    "ServerNotRunningError",
     "ServerStreamError",
     "ServiceUnavailableError",
     "StreamError",
@@ -463,6 +469,27 @@ class ToolArgumentsError(StreamkitError, ValueError):
         self.tool_call_id = tool_call_id
         self.name = name
         self.arguments = arguments
+
+
+# --------------------------------------------------------------------------- asyncio, offline
+
+
+class NoEventLoopError(StreamkitError):
+    """An async stream was subscribed with no running asyncio loop to run on.
+
+    Subscribe from inside a coroutine, or pass an ``AsyncIOScheduler`` as the scheduler.
+    """
+
+
+class ServerNotRunningError(StreamkitError):
+    """The offline server was asked for its address before ``start()`` (or after ``stop()``)."""
+
+
+class OfflineRequestError(StreamkitError, ValueError):
+    """A request body the offline backend cannot answer; the server turns it into HTTP 422.
+
+    It is also a ``ValueError``: the body's values are what is wrong.
+    """
 
 
 def status_error_from_body(

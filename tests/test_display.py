@@ -424,6 +424,21 @@ def test_a_recording_summarises_its_events_and_timing() -> None:
     assert page is not None and "<code>content-delta</code>" in page
 
 
+def test_ipython_shows_a_recording_as_its_summary() -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        load_ipython_extension(shell)
+        formatter: Any = shell.display_formatter  # IPython's formatters are untyped
+        recording = read_recording(FIXTURES / "citations_tools.sse")
+        data, _ = formatter.format(recording)
+        assert data["text/html"] == render_html(recording)
+        assert data["text/plain"] == render_text(recording)
+    finally:
+        InteractiveShell.clear_instance()
+
+
 def test_importing_streamkit_does_not_import_ipython() -> None:
     code = "import sys, streamkit, operators; sys.exit('IPython' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

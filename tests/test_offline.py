@@ -15,8 +15,9 @@ import cohere
 import httpx
 import pytest
 
-from streamkit._offline import OfflineServer, ServerNotRunningError
+from streamkit._offline import OfflineServer
 from streamkit._replies import script_reply
+from streamkit.errors import ServerNotRunningError
 
 JSON = dict[str, Any]
 AUTH = {"Authorization": "Bearer test-token"}

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamkit._replies import RequestError, ScriptedReply, script_reply, tokenize
+from streamkit._replies import ScriptedReply, script_reply, tokenize
+from streamkit.errors import OfflineRequestError, StreamkitError
 
 JSON = dict[str, Any]
 
@@ -481,8 +482,10 @@ def test_ids_depend_on_the_body() -> None:
     ],
 )
 def test_bad_bodies_are_refused(body: JSON, complaint: str) -> None:
-    with pytest.raises(RequestError, match=re.escape(complaint)):
+    with pytest.raises(OfflineRequestError, match=re.escape(complaint)) as caught:
         script_reply(body)
+    # In the one tree, and still the ValueError it always was.
+    assert isinstance(caught.value, StreamkitError) and isinstance(caught.value, ValueError)
 
 
 # --- Properties -------------------------------------------------------------------------------

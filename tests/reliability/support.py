@@ -76,7 +76,7 @@ def pooled_connections(client: AsyncClient) -> int:
     transport: Any = client.transport
     if isinstance(transport, NativeTransport):
         return sum(len(idle) for idle in transport._pool._idle.values())
-    return len(transport._http._transport._pool.connections)
+    return len(transport.http._transport._pool.connections)
 
 
 def collect(client: Client, **arguments: Any) -> Outcome:

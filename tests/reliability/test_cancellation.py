@@ -361,7 +361,7 @@ def test_c5_a_held_iterator_keeps_the_request_open_until_aclose(
 
     async def main() -> Any:
         async with apool1_client(scripted.base_url) as client:
-            client.transport._http.timeout = httpx.Timeout(5.0, pool=0.2)  # type: ignore[attr-defined]
+            client.transport.http.timeout = httpx.Timeout(5.0, pool=0.2)  # type: ignore[attr-defined]
             held = to_async_iterator(client.chat_stream(model="m", messages=MESSAGES))
             async for _ in held:
                 break
