@@ -19,6 +19,9 @@ The request's ``model`` picks the script (any other value is a 400):
   EVERY x 20 ms), driven by one shared 1 ms ticker that spreads the streams over 20 phases,
   so thousands of streams cost one timer, not thousands.
 * ``idle``: message-start, then nothing until the client goes away (memory per idle stream).
+* ``reply:EVENTS[:SEED]``: the generated body of ``benchmarks/streams.py``'s
+  ``make_reply(EVENTS, seed=SEED)``, one HTTP chunk per event, written at once: every
+  contender that reads a socket must decode it to the same events before its timings count.
 
 Responses are HTTP/1.1 with chunked transfer encoding; connections are kept alive.
 """
@@ -36,6 +39,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import Final
+
+from benchmarks.streams import make_reply
 
 __all__ = ["LIFETIME", "LoopbackServer", "delta_chunk", "stamp_of_line"]
 
@@ -166,6 +171,12 @@ async def _serve(
                 if writer.is_closing():
                     return
                 writer.write(_chunk(_END) + b"0\r\n\r\n")
+            elif kind == "reply":
+                events, _, seed = rest.partition(":")
+                reply = make_reply(int(events), seed=int(seed or 7))
+                writer.write(_HEAD)
+                writer.writelines(_chunk(chunk) for chunk in reply.chunks)
+                writer.write(b"0\r\n\r\n")
             elif kind == "idle":
                 writer.write(_HEAD + _chunk(_START))
                 await writer.drain()
