@@ -155,6 +155,7 @@ def test_quick_run_fills_every_section(tmp_path: Path) -> None:
         "concurrent streams on one asyncio loop",
         "## Where streamkit's time goes",
         "## Scale",
+        "## Parsers: HTTP/1.1 response parsing per chunk",
         "## Concurrency summary",
         "streamkit AsyncClient (httpx-aiohttp) → subscribe on_next",
         "streamkit AsyncClient (httpx-aiohttp, subscribe)",
@@ -167,6 +168,7 @@ def test_quick_run_fills_every_section(tmp_path: Path) -> None:
     assert report.facts["streams_native"] >= run.QUICK.concurrency_start
     assert report.facts["streams_aiohttp"] >= run.QUICK.concurrency_start
     assert set(report.facts["cpu_at_common"]) == set(run.CONCURRENCY_CONTENDERS)
+    assert set(report.facts["parsers"]) == {"h11", "httptools", "json"}
     trials = [value for key, value in report.facts.items() if key.startswith("thousand ")]
     assert len(trials) == 3
     assert all(trial.events == trial.expected and not trial.failures for trial in trials)
