@@ -1,9 +1,14 @@
-"""The parse contenders: one function each, from the same body chunks to typed events.
+"""The contenders: one function each, from the same bytes to typed events.
 
-Each contender takes the body's chunks (or, for the ``json.loads`` floor, its payloads) and a
-``sink`` called with every event it yields. Contenders that read HTTP get the chunks through
-an ``httpx.MockTransport``, so they pay for the same httpx response machinery and nothing
-else: no sockets, no threads.
+Each parse contender takes the body's chunks (or, for the ``json.loads`` floor, its
+payloads) and a ``sink`` called with every event it yields. Contenders that read HTTP get
+the chunks through an ``httpx.MockTransport``, so they pay for the same httpx response
+machinery and nothing else: no sockets, no threads.
+
+The socket contenders (:data:`SOCKET_CONTENDERS`) are the clients of the latency and
+concurrency benchmarks, each reading one stream from the loopback server
+(``benchmarks/loopback.py``) through its own transport: httpx, streamkit's native one,
+httpx-aiohttp. The transport is what they compare, so a ``MockTransport`` cannot stand in.
 
 ``normalise`` turns any contender's events into the JSON objects they stand for, so that the
 benchmarks (and ``tests/test_benchmarks.py``) can check every contender decoded the same
@@ -12,11 +17,14 @@ events before any timing counts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 import httpx
+import httpx_aiohttp
 import httpx_sse
 from pydantic import BaseModel, Field, TypeAdapter
 
@@ -28,12 +36,18 @@ __all__ = [
     "CONTENDERS",
     "MESSAGES",
     "MODEL",
-    "Contender",
+    "SOCKET_CONTENDERS",
+    "AsyncTransport",
     "ChunkStream",
+    "Contender",
+    "SocketContender",
+    "httpx_aiohttp_pool",
+    "httpx_pool",
     "httpx_sse_pydantic",
     "json_loads_floor",
     "normalise",
     "sdk_chat_stream",
+    "streamkit_async_client",
     "streamkit_client",
     "streamkit_decoder",
     "streamkit_observable",
@@ -308,6 +322,116 @@ CONTENDERS: dict[str, Contender] = {
     "httpx-sse + pydantic (MockTransport)": httpx_sse_pydantic,
 }
 """The chunk-reading contenders, by the name the tables use."""
+
+
+# ----------------------------------------------------------------------------- sockets
+
+
+SocketContender = Callable[[str, str, Sink], None]
+"""Reads one stream of ``model`` from the server at ``base_url``; calls ``sink`` per event."""
+
+AsyncTransport = Literal["httpx", "native", "httpx-aiohttp"]
+"""What a streamkit ``AsyncClient`` reads its streams through in the benchmarks."""
+
+POOL_TIMEOUT = httpx.Timeout(120.0, connect=60.0)
+"""Generous: on a saturated loop a connection may take seconds; a trial fails on lag first."""
+
+
+def httpx_pool() -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` with no cap on connections and httpx's 20 idle ones."""
+    # No cap on connections (httpx's default of 100 would queue the other streams), but
+    # httpx's default of 20 idle ones kept: httpcore scans every connection for each idle
+    # one whenever a response closes, so thousands of idle keep-alive connections make
+    # each close cost O(N²) (seconds per stream end at N = 1,000).
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=20)
+    return httpx.AsyncClient(limits=limits, timeout=POOL_TIMEOUT)
+
+
+def httpx_aiohttp_pool() -> httpx_aiohttp.HttpxAiohttpClient:
+    """An httpx ``AsyncClient`` on aiohttp's transport, with no cap on connections."""
+    # httpx-aiohttp hands max_connections to aiohttp's TCPConnector(limit=...) only when it
+    # is not None, and aiohttp's own default limit is 100: max_connections=None would keep
+    # that cap. aiohttp reads a limit of 0 as "no limit". It keeps no count of idle
+    # connections (max_keepalive_connections is ignored): each lives for keepalive_expiry.
+    limits = httpx.Limits(max_connections=0)
+    return httpx_aiohttp.HttpxAiohttpClient(limits=limits, timeout=POOL_TIMEOUT)
+
+
+@asynccontextmanager
+async def streamkit_async_client(
+    base_url: str, transport: AsyncTransport
+) -> AsyncIterator[streamkit.AsyncClient]:
+    """streamkit's ``AsyncClient`` reading through ``transport``, not capped at 100 streams."""
+    if transport == "native":
+        async with streamkit.AsyncClient(API_KEY, base_url=base_url, transport="native") as ours:
+            yield ours
+        return
+    pool = httpx_aiohttp_pool() if transport == "httpx-aiohttp" else httpx_pool()
+    async with pool as http:
+        async with streamkit.AsyncClient(API_KEY, base_url=base_url, http_client=http) as ours:
+            yield ours
+
+
+def _streamkit_sync(base_url: str, model: str, sink: Sink) -> None:
+    with streamkit.Client(API_KEY, base_url=base_url) as client:
+        for event in to_iterator(client.chat_stream(model=model, messages=MESSAGES)):
+            sink(event)
+
+
+def _streamkit_async(transport: AsyncTransport) -> SocketContender:
+    async def read(base_url: str, model: str, sink: Sink) -> None:
+        finished = asyncio.Event()
+        errors: list[Exception] = []
+
+        def on_error(error: Exception) -> None:
+            errors.append(error)
+            finished.set()
+
+        async with streamkit_async_client(base_url, transport) as client:
+            stream = client.chat_stream(model=model, messages=MESSAGES)
+            stream.subscribe(sink, on_error, finished.set)
+            await finished.wait()
+        if errors:
+            raise errors[0]
+
+    def contender(base_url: str, model: str, sink: Sink) -> None:
+        asyncio.run(read(base_url, model, sink))
+
+    return contender
+
+
+def _sdk_sync(base_url: str, model: str, sink: Sink) -> None:
+    import cohere
+
+    with httpx.Client() as http:
+        client: Any = cohere.ClientV2(api_key=API_KEY, base_url=base_url, httpx_client=http)
+        for event in client.chat_stream(model=model, messages=MESSAGES):
+            sink(event)
+
+
+def _sdk_async(base_url: str, model: str, sink: Sink) -> None:
+    import cohere
+
+    async def read() -> None:
+        async with httpx_pool() as http:
+            client: Any = cohere.AsyncClientV2(
+                api_key=API_KEY, base_url=base_url, httpx_client=http
+            )
+            async for event in client.chat_stream(model=model, messages=MESSAGES):
+                sink(event)
+
+    asyncio.run(read())
+
+
+SOCKET_CONTENDERS: dict[str, SocketContender] = {
+    "streamkit Client (httpx)": _streamkit_sync,
+    "streamkit AsyncClient (httpx)": _streamkit_async("httpx"),
+    "streamkit AsyncClient (native transport)": _streamkit_async("native"),
+    "streamkit AsyncClient (httpx-aiohttp)": _streamkit_async("httpx-aiohttp"),
+    "official SDK ClientV2 (httpx)": _sdk_sync,
+    "official SDK AsyncClientV2 (httpx)": _sdk_async,
+}
+"""The clients the latency and concurrency benchmarks time, each on a real socket."""
 
 
 # ----------------------------------------------------------------------------- checking

@@ -19,6 +19,9 @@ The request's ``model`` picks the script (any other value is a 400):
   EVERY x 20 ms), driven by one shared 1 ms ticker that spreads the streams over 20 phases,
   so thousands of streams cost one timer, not thousands.
 * ``idle``: message-start, then nothing until the client goes away (memory per idle stream).
+* ``reply:EVENTS[:SEED]``: the generated body of ``benchmarks/streams.py``'s
+  ``make_reply(EVENTS, seed=SEED)``, one HTTP chunk per event, written at once: every
+  contender that reads a socket must decode it to the same events before its timings count.
 
 Responses are HTTP/1.1 with chunked transfer encoding; connections are kept alive.
 """
@@ -37,7 +40,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-__all__ = ["LIFETIME", "LoopbackServer", "delta_chunk", "stamp_of_line"]
+from benchmarks.streams import make_reply
+
+__all__ = [
+    "CHUNKED_HEAD",
+    "LIFETIME",
+    "LoopbackServer",
+    "delta_chunk",
+    "http_chunk",
+    "stamp_of_line",
+]
 
 LIFETIME: Final = 900.0
 """The longest a server process lives, in seconds, whatever the parent does."""
@@ -45,7 +57,7 @@ LIFETIME: Final = 900.0
 TICK_NS: Final = 1_000_000
 PHASES: Final = 20  # 20 phases x 1 ms = one event per 20 ms per stream: 50 events/s
 
-_HEAD = (
+CHUNKED_HEAD: Final = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
     b"transfer-encoding: chunked\r\n\r\n"
 )
@@ -78,7 +90,8 @@ def stamp_of_line(line: str) -> int:
     return int(line[line.rindex(_STAMP_KEY) + len(_STAMP_KEY) : -1])
 
 
-def _chunk(data: bytes) -> bytes:
+def http_chunk(data: bytes) -> bytes:
+    """``data`` as one chunk of a chunked HTTP/1.1 body."""
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
@@ -126,7 +139,7 @@ class _Ticker:
                 if state[2]:
                     continue
                 state[2] = state[1]
-                writer.write(_chunk(delta_chunk(clock())))
+                writer.write(http_chunk(delta_chunk(clock())))
                 state[0] -= 1
                 if state[0] <= 0:
                     finished.append(writer)
@@ -158,16 +171,22 @@ async def _serve(
                 count, interval = (int(part) for part in rest.split(":"))
                 await _paced(writer, count, interval * 1000)
             elif kind == "ticked":
-                writer.write(_HEAD + _chunk(_START))
+                writer.write(CHUNKED_HEAD + http_chunk(_START))
                 done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 total, _, every = rest.partition(":")
                 ticker.add(writer, int(total), int(every or 1), done)
                 await done
                 if writer.is_closing():
                     return
-                writer.write(_chunk(_END) + b"0\r\n\r\n")
+                writer.write(http_chunk(_END) + b"0\r\n\r\n")
+            elif kind == "reply":
+                events, _, seed = rest.partition(":")
+                reply = make_reply(int(events), seed=int(seed or 7))
+                writer.write(CHUNKED_HEAD)
+                writer.writelines(http_chunk(chunk) for chunk in reply.chunks)
+                writer.write(b"0\r\n\r\n")
             elif kind == "idle":
-                writer.write(_HEAD + _chunk(_START))
+                writer.write(CHUNKED_HEAD + http_chunk(_START))
                 await writer.drain()
                 await reader.read()  # until the client goes away
                 return
@@ -186,13 +205,13 @@ async def _serve(
 
 async def _paced(writer: asyncio.StreamWriter, count: int, interval_ns: int) -> None:
     clock = time.perf_counter_ns
-    writer.write(_HEAD + _chunk(_START))
+    writer.write(CHUNKED_HEAD + http_chunk(_START))
     start = clock()
     for number in range(1, count + 1):
         delay = (start + number * interval_ns - clock()) / 1e9
         await asyncio.sleep(max(0.0, delay))
-        writer.write(_chunk(delta_chunk(clock())))
-    writer.write(_chunk(_END) + b"0\r\n\r\n")
+        writer.write(http_chunk(delta_chunk(clock())))
+    writer.write(http_chunk(_END) + b"0\r\n\r\n")
 
 
 async def _main() -> None:

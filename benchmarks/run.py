@@ -5,18 +5,22 @@ Sections (each a table in the results file):
 * **Parse**: raw SSE bytes to typed events, streamkit against the official SDK, httpx-sse +
   pydantic, and ``json.loads`` alone on the same payloads.
 * **Profile**: where streamkit's per-event time goes (cProfile), and the SDK's.
+* **Parsers**: the HTTP/1.1 response parsers a transport can build on (h11, httptools), per
+  chunk of one chunked ``content-delta``, with ``json.loads`` of its payload as a reference.
 * **Pipeline**: the cost per event of each operator, and of whole pipelines from bytes.
 * **Latency**: from a loopback server's write to the subscriber's ``on_next`` (or the loop
-  body), against plain httpx ``iter_lines`` on the same connection kind.
+  body), against plain httpx ``iter_lines`` on the same connection kind; streamkit's
+  ``AsyncClient`` on httpx, on its native transport and on httpx-aiohttp.
 * **Scale**: time and peak memory (tracemalloc) from 1k to 1M events.
-* **Concurrency**: how many streams at 50 events/s one asyncio loop keeps up with,
-  streamkit's ``AsyncClient`` against the SDK's ``AsyncClientV2``; 1,000 streams; memory per
-  idle stream.
+* **Concurrency**: how many streams at 50 events/s one asyncio loop keeps up with, and the
+  CPU per event, streamkit's ``AsyncClient`` (httpx, native, httpx-aiohttp) against the SDK's
+  ``AsyncClientV2``; 1,000 streams; memory per idle stream.
 
 The machine is shared and noisy, so contenders run interleaved, round after round, and every
 ratio is taken within a round and then summarised as a median with its range. Before any
 timing, each contender's output is checked against what the generated stream must decode to.
-``--quick`` runs the same code on a few thousand events (the smoke test uses it).
+``--quick`` runs the same code on a few thousand events (the smoke test uses it); ``--only``
+runs some sections (``--only parsers``, ``--only latency concurrency``).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout: streamkit is not installed
@@ -54,8 +58,13 @@ from reactivex import operators as ops  # noqa: E402
 
 import streamkit  # noqa: E402
 from benchmarks import contenders  # noqa: E402
-from benchmarks.loopback import LoopbackServer, stamp_of_line  # noqa: E402
-from benchmarks.streams import Reply, make_reply  # noqa: E402
+from benchmarks.loopback import (  # noqa: E402
+    CHUNKED_HEAD,
+    LoopbackServer,
+    http_chunk,
+    stamp_of_line,
+)
+from benchmarks.streams import Reply, make_reply, payloads_of  # noqa: E402
 from operators import (  # noqa: E402
     assemble_tool_calls,
     buffer_sentences,
@@ -96,6 +105,8 @@ class Settings:
     slow_events: int = 30  # per stream at 5 events/s: 6 s
     idle_streams: int = 1_000
     profile_events: int = 20_000
+    parser_chunks: int = 10_000
+    socket_check_events: int = 2_000
 
 
 QUICK = Settings(
@@ -115,6 +126,8 @@ QUICK = Settings(
     slow_events=12,
     idle_streams=20,
     profile_events=2_000,
+    parser_chunks=1_000,
+    socket_check_events=300,
 )
 
 
@@ -213,7 +226,18 @@ def environment(command: str) -> list[str]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    packages = ["cohere", "httpx", "httpx-sse", "pydantic", "pydantic-core", "reactivex"]
+    packages = [
+        "cohere",
+        "httpx",
+        "httpx-sse",
+        "httpx-aiohttp",
+        "aiohttp",
+        "h11",
+        "httptools",
+        "pydantic",
+        "pydantic-core",
+        "reactivex",
+    ]
     versions = ", ".join(f"{name} {importlib.metadata.version(name)}" for name in packages)
     try:
         commit = subprocess.run(
@@ -254,6 +278,24 @@ def check_parse(reply: Reply) -> None:
             raise AssertionError(
                 f"{name} decoded {len(got)} events, expected {len(expected)}; first difference"
                 f" at event {first}"
+            )
+
+
+def check_sockets(server: LoopbackServer, settings: Settings) -> None:
+    """Every client of the latency and concurrency sections decodes the same events.
+
+    Each reads a generated reply from the loopback server through its own transport, and
+    its events must equal ``json.loads`` of each payload, as in :func:`check_parse`.
+    """
+    events = settings.socket_check_events
+    expected = [json.loads(payload) for payload in make_reply(events).payloads()]
+    for name, contender in contenders.SOCKET_CONTENDERS.items():
+        got: list[Any] = []
+        contender(server.base_url, f"reply:{events}", got.append)
+        if [contenders.normalise(event) for event in got] != expected:
+            raise AssertionError(
+                f"{name} decoded {len(got)} events from the loopback server, expected "
+                f"{len(expected)}, or other events"
             )
 
 
@@ -484,6 +526,132 @@ def bench_profile(report: Report) -> None:
     )
 
 
+# ----------------------------------------------------------------------------- parsers
+
+
+ParserRun = Callable[[], None]
+
+
+def _h11_parser(head: bytes, chunk: bytes, count: int, sink: Callable[[Any], None]) -> ParserRun:
+    """An h11 client connection past the response head, and a run feeding it ``count`` chunks.
+
+    The loop is httpcore's: ``receive_data`` what the socket read, then ``next_event``
+    until ``NEED_DATA``; each ``h11.Data`` goes to ``sink``.
+    """
+    import h11
+
+    connection = h11.Connection(h11.CLIENT)
+    connection.send(
+        h11.Request(
+            method="POST",
+            target="/v2/chat",
+            headers=[("Host", "127.0.0.1"), ("Content-Length", "0")],
+        )
+    )
+    connection.send(h11.EndOfMessage())
+    connection.receive_data(head)
+    if not isinstance(connection.next_event(), h11.Response):
+        raise AssertionError("h11 did not parse the response head")
+
+    def run() -> None:
+        receive, next_event = connection.receive_data, connection.next_event
+        need_data = h11.NEED_DATA
+        for _ in range(count):
+            receive(chunk)
+            while (event := next_event()) is not need_data:
+                sink(event)
+
+    return run
+
+
+def _httptools_parser(
+    head: bytes, chunk: bytes, count: int, sink: Callable[[bytes], None]
+) -> ParserRun:
+    """An httptools response parser past the head, and a run feeding it ``count`` chunks.
+
+    httptools calls the protocol's ``on_body`` with each piece of body; ``sink`` is that
+    callback itself, so both parsers hand each chunk's data to one Python call.
+    """
+    import types
+
+    import httptools
+
+    parser = httptools.HttpResponseParser(types.SimpleNamespace(on_body=sink))
+    parser.feed_data(head)
+    if parser.get_status_code() != 200:
+        raise AssertionError("httptools did not parse the response head")
+
+    def run() -> None:
+        feed = parser.feed_data
+        for _ in range(count):
+            feed(chunk)
+
+    return run
+
+
+def bench_parsers(report: Report) -> None:
+    """The HTTP/1.1 response parsers a transport can build on, per chunk of one event."""
+    settings = report.settings
+    count = settings.parser_chunks
+    reply = make_reply(1_000)
+    event = next(chunk for chunk in reply.chunks if chunk.startswith(b"event: content-delta"))
+    payload = next(payloads_of([event]))
+    chunk = http_chunk(event)
+
+    # Correctness first: each parser hands back exactly the event's bytes, chunk after chunk.
+    h11_data: list[bytes] = []
+    _h11_parser(CHUNKED_HEAD, chunk, 3, lambda data: h11_data.append(data.data))()
+    httptools_data: list[bytes] = []
+    _httptools_parser(CHUNKED_HEAD, chunk, 3, httptools_data.append)()
+    for name, data in (("h11", h11_data), ("httptools", httptools_data)):
+        if b"".join(data) != event * 3:
+            raise AssertionError(f"{name} gave other body bytes than the chunks held")
+
+    def loads() -> None:
+        parse = json.loads
+        for _ in range(count):
+            parse(payload)
+
+    runs: dict[str, ParserRun] = {
+        "h11": _h11_parser(CHUNKED_HEAD, chunk, count, discard),
+        "httptools": _httptools_parser(CHUNKED_HEAD, chunk, count, discard),
+        "json": loads,
+    }
+    labels = {
+        "h11": "h11 `Connection(h11.CLIENT)`: `receive_data` + `next_event` until `NEED_DATA`",
+        "httptools": "httptools `HttpResponseParser.feed_data` (an `on_body` callback)",
+        "json": "(reference: `json.loads` of the event's payload)",
+    }
+    samples: dict[str, list[float]] = {key: [] for key in runs}
+    with quiet_gc():
+        for run in runs.values():
+            run()
+        for _ in range(settings.rounds):
+            for key, run in runs.items():
+                samples[key].append(per_event_us(run, count, settings.min_sample_s))
+    rows = []
+    for key, values in samples.items():
+        cost = Spread.of(values)
+        vs_json = Spread.of([v / j for v, j in zip(values, samples["json"], strict=True)])
+        rows.append([labels[key], cost.show(3), f"{1e6 / cost.median:,.0f}", vs_json.show(3, "×")])
+    report.facts["parsers"] = {key: statistics.median(v) for key, v in samples.items()}
+    report.add(
+        "Parsers: HTTP/1.1 response parsing per chunk",
+        f"The cost of the HTTP/1.1 layer alone, below any SSE decoding: one chunk of a chunked "
+        f"body holding one typical `content-delta` event ({len(chunk)} bytes on the wire, "
+        f"its JSON payload {len(payload)} characters; a streaming reply sends one per token), "
+        f"fed {count:,} times to a parser already past the response head; each chunk's data "
+        "is handed to one no-op Python call. Before timing, each parser's body bytes were "
+        "checked equal to the events fed. h11 is pure Python (httpcore's parser, so httpx's "
+        "default transport's); httptools wraps llhttp in C (uvicorn's; aiohttp's own C "
+        f"parser is llhttp too). {settings.rounds} interleaved rounds, each sample ≥ "
+        f'{settings.min_sample_s} s: median [min–max] µs per chunk; "× json.loads" is the '
+        "row's time over `json.loads`' within each round.",
+        ["parser", "µs/chunk", "chunks/s", "× json.loads time"],
+        rows,
+    )
+
+
 # ----------------------------------------------------------------------------- pipeline
 
 
@@ -672,7 +840,9 @@ def _async_lines_latency(base_url: str, model: str) -> list[int]:
     return asyncio.run(run())
 
 
-def _async_streamkit_latency(base_url: str, model: str, *, native: bool = False) -> list[int]:
+def _async_streamkit_latency(
+    base_url: str, model: str, *, transport: contenders.AsyncTransport = "httpx"
+) -> list[int]:
     async def run() -> list[int]:
         lags: list[int] = []
         clock = time.perf_counter_ns
@@ -689,10 +859,7 @@ def _async_streamkit_latency(base_url: str, model: str, *, native: bool = False)
             errors.append(error)
             finished.set()
 
-        transport: Literal["httpx", "native"] = "native" if native else "httpx"
-        async with streamkit.AsyncClient(
-            "bench-key", base_url=base_url, transport=transport
-        ) as client:
+        async with contenders.streamkit_async_client(base_url, transport) as client:
             stream = client.chat_stream(model=model, messages=contenders.MESSAGES)
             stream.subscribe(on_next, on_error, finished.set)
             await finished.wait()
@@ -711,7 +878,10 @@ LATENCY_CONTENDERS: dict[str, LatencyRun] = {
     "httpx aiter_lines (baseline, asyncio)": _async_lines_latency,
     "streamkit AsyncClient → subscribe on_next": _async_streamkit_latency,
     "streamkit AsyncClient (native transport) → subscribe on_next": functools.partial(
-        _async_streamkit_latency, native=True
+        _async_streamkit_latency, transport="native"
+    ),
+    "streamkit AsyncClient (httpx-aiohttp) → subscribe on_next": functools.partial(
+        _async_streamkit_latency, transport="httpx-aiohttp"
     ),
 }
 
@@ -765,7 +935,10 @@ def bench_latency(report: Report, server: LoopbackServer) -> None:
         "and each contender subtracts it from its own clock first thing in `on_next` / the loop "
         'body. p50/p99 are over all rounds pooled; "added" is the contender\'s p50 (p99) minus '
         "the baseline's in the same round (median [min–max] over rounds). Sync contenders "
-        "compare with `iter_lines`, asyncio ones with `aiter_lines`.",
+        "compare with `iter_lines`, asyncio ones with `aiter_lines`. Before any timing, "
+        "every client of this section and the next read a generated "
+        f"{settings.socket_check_events:,}-event reply from the same server and decoded "
+        "exactly its events.",
         ["contender", "p50 µs", "p99 µs", "added p50 µs", "added p99 µs"],
         rows,
     )
@@ -897,17 +1070,8 @@ class Arrivals:
         return sorted(now - stamp for stamp, now in self.pairs if first <= stamp <= last)
 
 
-def _pool() -> httpx.AsyncClient:
-    # No cap on connections (httpx's default of 100 would queue the other streams), but
-    # httpx's default of 20 idle ones kept: httpcore scans every connection for each idle
-    # one whenever a response closes, so thousands of idle keep-alive connections make
-    # each close cost O(N²) (seconds per stream end at N = 1,000).
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=20)
-    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0, connect=60.0))
-
-
 async def _streamkit_streams(
-    base_url: str, streams: int, model: str, *, native: bool = False
+    base_url: str, streams: int, model: str, *, transport: contenders.AsyncTransport = "httpx"
 ) -> Arrivals:
     arrivals = Arrivals()
     clock = time.perf_counter_ns
@@ -942,18 +1106,12 @@ async def _streamkit_streams(
         if remaining == 0:
             finished.set()
 
-    async with _pool() as http:
-        client = (
-            streamkit.AsyncClient("bench-key", base_url=base_url, transport="native")
-            if native
-            else streamkit.AsyncClient("bench-key", base_url=base_url, http_client=http)
-        )
+    async with contenders.streamkit_async_client(base_url, transport) as client:
         subscriptions = []
         for _ in range(streams):
             stream = client.chat_stream(model=model, messages=contenders.MESSAGES)
             subscriptions.append(stream.subscribe(*stream_observer()))
         await asyncio.wait_for(finished.wait(), timeout=TRIAL_TIMEOUT)
-        await client.aclose()
     return arrivals
 
 
@@ -963,7 +1121,7 @@ async def _sdk_streams(base_url: str, streams: int, model: str) -> Arrivals:
     arrivals = Arrivals()
     clock = time.perf_counter_ns
 
-    async with _pool() as http:
+    async with contenders.httpx_pool() as http:
         client: Any = cohere.AsyncClientV2(
             api_key="bench-key", base_url=base_url, httpx_client=http
         )
@@ -995,7 +1153,7 @@ async def _httpx_lines_streams(base_url: str, streams: int, model: str) -> Arriv
     clock = time.perf_counter_ns
     body = {"model": model, "messages": contenders.MESSAGES, "stream": True}
 
-    async with _pool() as http:
+    async with contenders.httpx_pool() as http:
 
         async def one() -> None:
             first = True
@@ -1023,7 +1181,10 @@ StreamsRun = Callable[[str, int, str], Any]
 CONCURRENCY_CONTENDERS: dict[str, StreamsRun] = {
     "streamkit AsyncClient (subscribe)": _streamkit_streams,
     "streamkit AsyncClient (native transport, subscribe)": functools.partial(
-        _streamkit_streams, native=True
+        _streamkit_streams, transport="native"
+    ),
+    "streamkit AsyncClient (httpx-aiohttp, subscribe)": functools.partial(
+        _streamkit_streams, transport="httpx-aiohttp"
     ),
     "official SDK AsyncClientV2 (async for)": _sdk_streams,
     "httpx aiter_lines alone (transport ceiling)": _httpx_lines_streams,
@@ -1105,27 +1266,79 @@ def bench_concurrency(report: Report, server: LoopbackServer) -> None:
     report.facts["streams"] = (ours, sdk_best)
     native = best["streamkit AsyncClient (native transport, subscribe)"]
     report.facts["streams_native"] = native
+    aiohttp = best["streamkit AsyncClient (httpx-aiohttp, subscribe)"]
+    report.facts["streams_aiohttp"] = aiohttp
     report.facts["streams_ceiling"] = best["httpx aiter_lines alone (transport ceiling)"]
     capped = " (the search stopped at its cap)" if ours >= settings.concurrency_max else ""
     report.add(
         "Concurrency: streams at 50 events/s on one asyncio loop",
         f"N streams of {settings.concurrency_events} stamped deltas at 50/s each from the "
         "loopback server process (one shared 1 ms ticker, 20 phases), read on one asyncio "
-        "loop in this process through one `httpx.AsyncClient` without a connection limit. "
+        "loop in this process through one client without a connection limit: an "
+        "`httpx.AsyncClient(limits=httpx.Limits(max_connections=None))`, for httpx-aiohttp "
+        "an `HttpxAiohttpClient` whose aiohttp `TCPConnector` has `limit=0` (aiohttp's "
+        'own default is 100), and for `transport="native"` streamkit\'s own pool. '
         f"A run keeps up when every stream completes and the lag p99 (write to `on_next` / "
         "loop body, counting the events written while all N streams were open: after the "
         "last one's first event, before the first one's end) is ≤ "
         f"{KEEP_UP_P99_MS:.0f} ms. N doubles from {settings.concurrency_start} until a run "
         f"fails, then {settings.bisect_steps} bisection steps. Most streams kept up with: "
         f'**streamkit {ours:,}{capped}, streamkit with `transport="native"` {native:,}, '
-        f"SDK {sdk_best:,}**; httpx reading lines and nothing "
-        f"else: {report.facts['streams_ceiling']:,}, the ceiling for any client built on "
-        "httpx. CPU µs/event is this process's CPU time over all events of the run (the "
-        "client's whole cost per event, transport included).",
+        f"streamkit on httpx-aiohttp {aiohttp:,}, SDK {sdk_best:,}**; httpx reading lines "
+        f"and nothing else: {report.facts['streams_ceiling']:,}, the ceiling for any client "
+        "reading through httpx's own transport (httpcore). CPU µs/event is this process's "
+        "CPU time over all events of the run (the client's whole cost per event, transport "
+        "included).",
         ["client", "streams", "lag p50 ms", "lag p99 ms", "CPU µs/event", "events", "keeps up"],
         rows,
     )
+    summarise_concurrency(report, best)
     bench_thousand(report, server)
+
+
+def summarise_concurrency(report: Report, best: dict[str, int]) -> None:
+    """One row per client: most streams kept up with, and CPU per event at a common N.
+
+    CPU per event is compared at the largest N every client kept up with: below saturation
+    each read carries one event, so it is the cost of one event, the same work for all.
+    """
+    trials: dict[str, list[Trial]] = report.facts["trials"]
+    kept = [{t.streams for t in runs if t.keeps_up} for runs in trials.values()]
+    common = max(set.intersection(*kept), default=0)
+    sdk = best["official SDK AsyncClientV2 (async for)"]
+    cpu_at_common: dict[str, float] = {}
+    rows = []
+    for name, runs in trials.items():
+        at_common = [t.cpu_us_per_event for t in runs if t.streams == common]
+        at_best = [t.cpu_us_per_event for t in runs if t.streams == best[name] and t.keeps_up]
+        if at_common:
+            cpu_at_common[name] = at_common[0]
+        rows.append(
+            [
+                name,
+                f"{best[name]:,}",
+                f"{best[name] / sdk:.1f}×" if sdk else "—",
+                f"{at_common[0]:.0f}" if at_common else "—",
+                f"{at_best[0]:.0f}" if at_best else "—",
+            ]
+        )
+    report.facts["streams_common"] = common
+    report.facts["cpu_at_common"] = cpu_at_common
+    report.add(
+        "Concurrency summary: most streams kept up with, and CPU per event",
+        "From the trials above, one row per client. CPU per event is compared at the "
+        f"largest N every client kept up with ({common:,}): below saturation each read "
+        "carries one event, so it is the cost of one event; nearer a client's own limit, "
+        "reads start to carry several events and the cost per event falls.",
+        [
+            "client",
+            "most streams at 50 events/s",
+            "× the SDK",
+            f"CPU µs/event at N = {common:,}",
+            "CPU µs/event at its most streams",
+        ],
+        rows,
+    )
 
 
 def bench_thousand(report: Report, server: LoopbackServer) -> None:
@@ -1183,7 +1396,7 @@ async def _idle_streamkit(base_url: str, streams: int) -> float:
             if started == streams:
                 ready.set()
 
-    async with _pool() as http:
+    async with contenders.httpx_pool() as http:
         client = streamkit.AsyncClient("bench-key", base_url=base_url, http_client=http)
         await _one_idle_streamkit(client)  # warm-up: imports and first-use caches
         gc.collect()
@@ -1220,7 +1433,7 @@ async def _idle_sdk(base_url: str, streams: int) -> float:
     started = 0
     ready = asyncio.Event()
 
-    async with _pool() as http:
+    async with contenders.httpx_pool() as http:
         client: Any = cohere.AsyncClientV2(
             api_key="bench-key", base_url=base_url, httpx_client=http
         )
@@ -1302,12 +1515,21 @@ def summarise(report: Report) -> None:
             f"**{'met' if full < TARGET_PIPELINE_US else 'not met'}** (all four operators "
             f"from bytes: {facts['pipeline_all_us']:.1f} µs/event)."
         )
+    if "parsers" in facts:
+        parsers = facts["parsers"]
+        lines.append(
+            f"- HTTP/1.1 response parsing, per chunk of one `content-delta`: h11 "
+            f"**{parsers['h11']:.2f} µs**, httptools **{parsers['httptools']:.2f} µs** "
+            f"(h11 takes {parsers['h11'] / parsers['httptools']:.0f}× as long); `json.loads` "
+            f"of the event's payload: {parsers['json']:.2f} µs."
+        )
     if "latency_added" in facts:
         for name in (
             "streamkit Client → subscribe on_next",
             "streamkit Client → to_iterator",
             "streamkit AsyncClient → subscribe on_next",
             "streamkit AsyncClient (native transport) → subscribe on_next",
+            "streamkit AsyncClient (httpx-aiohttp) → subscribe on_next",
         ):
             p50, p99 = facts["latency_added"][name]
             met = p50 <= TARGET_ADDED_P50_US and p99 <= TARGET_ADDED_P99_US
@@ -1337,6 +1559,22 @@ def summarise(report: Report) -> None:
                 f"{TARGET_STREAMS_VS_SDK:.0f}×: "
                 f"**{'met' if ratio >= TARGET_STREAMS_VS_SDK else 'not met'}**."
             )
+        aiohttp = facts.get("streams_aiohttp")
+        if aiohttp is not None:
+            ratio = aiohttp / sdk if sdk else float("inf")
+            lines.append(
+                "- With `AsyncClient(http_client=httpx_aiohttp.HttpxAiohttpClient(...))` "
+                f"(httpx's client on aiohttp's transport): **{aiohttp:,}** streams, "
+                f"**{ratio:.1f}×** the SDK."
+            )
+        cpu = facts.get("cpu_at_common", {})
+        if cpu:
+            shown = ", ".join(
+                f"{name} {value:.0f}"
+                for name, value in cpu.items()
+                if name != "httpx aiter_lines alone (transport ceiling)"
+            )
+            lines.append(f"- CPU per event at {facts['streams_common']:,} streams (µs): {shown}.")
         fast = facts.get("thousand streamkit AsyncClient (subscribe) 1")
         slow = facts.get("thousand streamkit AsyncClient (subscribe) 10")
         sdk_slow = facts.get("thousand official SDK AsyncClientV2 (async for) 10")
@@ -1384,16 +1622,12 @@ def findings(report: Report) -> None:
             f"glue {b['glue']:.2f} µs (the `feed` generator, `decode`, the per-event "
             "`isinstance` checks)."
         )
-    trials = facts.get("trials")
-    if trials and "streams" in facts:
-        # Compare at the largest N all three kept up with: below saturation each read
-        # carries one event, so CPU per event is the cost of one event.
-        kept = [{t.streams for t in runs if t.keeps_up} for runs in trials.values()]
-        at = max(set.intersection(*kept), default=0)
+    if "cpu_at_common" in facts and "streams" in facts:
+        at = facts["streams_common"]
 
         def cpu(name: str) -> str:
-            found = [t for t in trials[name] if t.streams == at]
-            return f"{found[0].cpu_us_per_event:.0f}" if found else "?"
+            found = facts["cpu_at_common"].get(name)
+            return "?" if found is None else f"{found:.0f}"
 
         ours, sdk = facts["streams"]
         notes.append(
@@ -1407,14 +1641,20 @@ def findings(report: Report) -> None:
             + (
                 f"5× the SDK's {sdk:,} streams is {5 * sdk:,}, above what httpx alone "
                 f"sustains ({facts['streams_ceiling']:,}): no client reading through httpx's "
-                'async stack can meet that target here; `AsyncClient(transport="native")` '
-                "(`streamkit/_native.py`: HTTP/1.1 on an `asyncio.Protocol`, events decoded "
-                "and delivered inside `data_received`) spends "
-                f"{cpu('streamkit AsyncClient (native transport, subscribe)')} µs and keeps up "
-                f"with {facts.get('streams_native', 0):,}."
+                "own transport can meet that target here. "
                 if 5 * sdk > facts["streams_ceiling"]
-                else f"httpx alone sustains {facts['streams_ceiling']:,} streams."
+                else f"httpx alone sustains {facts['streams_ceiling']:,} streams. "
             )
+            + "Keeping httpx's client API but swapping its transport for aiohttp's "
+            "(httpx-aiohttp: aiohttp's connection pool and C parser, no httpcore or anyio, "
+            "but still one task wake-up per read, through aiohttp's `StreamReader` and "
+            "httpx's response stream) costs "
+            f"{cpu('streamkit AsyncClient (httpx-aiohttp, subscribe)')} µs per event and keeps "
+            f"up with {facts.get('streams_aiohttp', 0):,}; "
+            '`AsyncClient(transport="native")` (`streamkit/_native.py`: HTTP/1.1 on an '
+            "`asyncio.Protocol`, events decoded and delivered inside `data_received`) spends "
+            f"{cpu('streamkit AsyncClient (native transport, subscribe)')} µs and keeps up "
+            f"with {facts.get('streams_native', 0):,}."
         )
     if "scale_bytes_per_event" in facts:
         per_event = facts["scale_bytes_per_event"]["parse only"][-1]
@@ -1436,8 +1676,31 @@ def findings(report: Report) -> None:
         "benchmarks keep httpx's default of 20 idle connections. Also, `AsyncClient()` "
         "without `http_client=` uses httpx's default limit of 100 connections, so "
         "streams beyond 100 on one client wait for a free connection: many-stream users "
-        "need `http_client=httpx.AsyncClient(limits=...)`."
+        "need `http_client=httpx.AsyncClient(limits=...)`. httpx-aiohttp has the same cap "
+        "one level down: it passes `max_connections` to aiohttp's `TCPConnector(limit=...)` "
+        "only when it is not `None`, and aiohttp's default limit is 100, so "
+        "`httpx.Limits(max_connections=None)` still queues streams beyond 100; "
+        "`max_connections=0` (aiohttp: no limit) lifts it."
     )
+    if "parsers" in facts:
+        parsers = facts["parsers"]
+        ceiling = facts.get("cpu_at_common", {}).get("httpx aiter_lines alone (transport ceiling)")
+        share = (
+            f" Of the {ceiling:.0f} µs of CPU per event that httpx reading lines costs at "
+            f"{facts['streams_common']:,} streams, h11's parsing is "
+            f"{parsers['h11']:.1f} ({parsers['h11'] / ceiling:.0%}); the rest is the "
+            "coroutines and task wake-ups of httpx, httpcore and anyio around it, so a C "
+            "parser under the same stack could save at most "
+            f"{parsers['h11'] - parsers['httptools']:.1f} µs per event."
+            if ceiling
+            else ""
+        )
+        notes.append(
+            "5. **HTTP/1.1 parsing.** h11 costs "
+            f"{parsers['h11']:.1f} µs per chunk of one `content-delta` "
+            f"({parsers['h11'] / parsers['json']:.1f}× `json.loads` of its payload), "
+            f"httptools (llhttp in C) {parsers['httptools']:.2f} µs." + share
+        )
     report.note("Findings: what limits each figure", "\n".join(notes))
 
 
@@ -1459,7 +1722,16 @@ def write(report: Report, path: Path, command: str, seconds: float) -> None:
     path.write_text("\n".join(head) + "\n" + "\n".join(report.sections))
 
 
-SECTIONS = ("parse", "profile", "pipeline", "latency", "scale", "concurrency", "idle")
+SECTIONS = (
+    "parse",
+    "profile",
+    "parsers",
+    "pipeline",
+    "latency",
+    "scale",
+    "concurrency",
+    "idle",
+)
 
 
 def main(argv: Sequence[str] | None = None) -> Report:
@@ -1481,10 +1753,14 @@ def main(argv: Sequence[str] | None = None) -> Report:
     if "profile" in args.only:
         bench_breakdown(report)
         bench_profile(report)
+    if "parsers" in args.only:
+        bench_parsers(report)
     if "pipeline" in args.only:
         bench_pipeline(report)
     if {"latency", "concurrency", "idle"} & set(args.only):
         with LoopbackServer() as server:
+            if {"latency", "concurrency"} & set(args.only):
+                check_sockets(server, settings)
             if "latency" in args.only:
                 bench_latency(report, server)
             if "concurrency" in args.only:

@@ -7,13 +7,17 @@ holds, and that the quick run of ``benchmarks/run.py`` fills every section of it
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
+import httpx_aiohttp
 import pytest
 
 from benchmarks import contenders, run
-from benchmarks.loopback import delta_chunk, stamp_of_line
+from benchmarks.loopback import LoopbackServer, delta_chunk, stamp_of_line
 from benchmarks.streams import Reply, make_reply, payloads_of
 from operators import (
     assemble_tool_calls,
@@ -69,6 +73,35 @@ def test_every_contender_decodes_the_same_events(reply: Reply, name: str) -> Non
     assert [contenders.normalise(event) for event in events] == expected
 
 
+@pytest.fixture(scope="module")
+def server() -> Iterator[LoopbackServer]:
+    with LoopbackServer() as running:
+        yield running
+
+
+@pytest.mark.parametrize("name", list(contenders.SOCKET_CONTENDERS))
+def test_every_socket_contender_decodes_the_same_events(
+    server: LoopbackServer, reply: Reply, name: str
+) -> None:
+    # The loopback server generates the same reply (same size, default seed) on its side.
+    events: list[object] = []
+    contenders.SOCKET_CONTENDERS[name](server.base_url, f"reply:{reply.events}", events.append)
+    expected = [json.loads(payload) for payload in reply.payloads()]
+    assert [contenders.normalise(event) for event in events] == expected
+
+
+def test_the_httpx_aiohttp_pool_is_not_capped_at_100_connections(server: LoopbackServer) -> None:
+    async def connector_limit() -> int:
+        async with contenders.httpx_aiohttp_pool() as http:
+            await http.get(server.base_url)  # aiohttp's session is made on first use
+            transport = http._transport
+            assert isinstance(transport, httpx_aiohttp.AiohttpTransport)
+            assert isinstance(transport.client, aiohttp.ClientSession)
+            return transport.client.connector.limit if transport.client.connector else -1
+
+    assert asyncio.run(connector_limit()) == 0  # aiohttp: no limit
+
+
 def test_the_json_floor_reads_the_same_payloads(reply: Reply) -> None:
     loaded: list[object] = []
     contenders.json_loads_floor(reply.payloads(), loaded.append)
@@ -122,12 +155,20 @@ def test_quick_run_fills_every_section(tmp_path: Path) -> None:
         "concurrent streams on one asyncio loop",
         "## Where streamkit's time goes",
         "## Scale",
+        "## Parsers: HTTP/1.1 response parsing per chunk",
+        "## Concurrency summary",
+        "streamkit AsyncClient (httpx-aiohttp) → subscribe on_next",
+        "streamkit AsyncClient (httpx-aiohttp, subscribe)",
         "python benchmarks/run.py --quick",
     ):
         assert title in text
     # Every concurrency trial delivered every event of every stream, for both clients.
     ours, sdk = report.facts["streams"]
     assert ours >= run.QUICK.concurrency_start and sdk >= run.QUICK.concurrency_start
+    assert report.facts["streams_native"] >= run.QUICK.concurrency_start
+    assert report.facts["streams_aiohttp"] >= run.QUICK.concurrency_start
+    assert set(report.facts["cpu_at_common"]) == set(run.CONCURRENCY_CONTENDERS)
+    assert set(report.facts["parsers"]) == {"h11", "httptools", "json"}
     trials = [value for key, value in report.facts.items() if key.startswith("thousand ")]
     assert len(trials) == 3
     assert all(trial.events == trial.expected and not trial.failures for trial in trials)
