@@ -357,8 +357,11 @@ class _Connection(asyncio.Protocol):
             self.abort()  # bytes nobody asked for: the connection cannot be trusted again
             return
         self.last_byte = self.loop.time()
-        self._h11.receive_data(data)
-        self._pump()
+        try:
+            self._h11.receive_data(data)
+            self._pump()
+        except Exception as error:  # nothing may escape to asyncio's "Fatal error" log
+            self._broken(error)
 
     def eof_received(self) -> bool | None:
         self._end_of_input()
@@ -374,11 +377,14 @@ class _Connection(asyncio.Protocol):
             self._end_of_input()
 
     def _end_of_input(self) -> None:
-        if not self._eof:
-            self._eof = True
-            self._h11.receive_data(b"")
-        if self._future is not None and not self._future.done():
-            self._pump()
+        try:
+            if not self._eof:
+                self._eof = True
+                self._h11.receive_data(b"")
+            if self._future is not None and not self._future.done():
+                self._pump()
+        except Exception as error:  # as in data_received
+            self._broken(error)
 
     # ------------------------------------------------------------------ one exchange
 
@@ -511,8 +517,10 @@ class _Connection(asyncio.Protocol):
 
     def _broken(self, error: BaseException, *, timeout: bool = False) -> None:
         """The transport failed: the typed error, or success if ``[DONE]`` already came."""
-        assert self._attempt is not None
         self.reusable = False
+        if self._attempt is None or self._future is None or self._future.done():
+            self.abort()
+            return
         failure = self._attempt.broken(error, timeout=timeout)
         if failure is None:
             self._succeed()
@@ -553,6 +561,12 @@ class _Connection(asyncio.Protocol):
         return min(times) if times else None
 
     def _on_timer(self) -> None:
+        try:
+            self._expire()
+        except Exception as error:  # as in data_received
+            self._broken(error)
+
+    def _expire(self) -> None:
         self._timer = None
         attempt = self._attempt
         if attempt is None or self._future is None or self._future.done():
