@@ -90,7 +90,7 @@ class NativeTransport:
 
     def build_request(self, outgoing: Outgoing) -> httpx.Request:
         """The request: exactly the headers given, plus ``Host`` and ``Content-Length``."""
-        timeout = httpx.Timeout(outgoing.timeout) if outgoing.timeout else self._timeout
+        timeout = self._timeout if outgoing.timeout is None else httpx.Timeout(outgoing.timeout)
         return httpx.Request(
             "POST",
             outgoing.url,
