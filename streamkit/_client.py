@@ -10,6 +10,7 @@ the ``Authorization`` header and never appears in a repr, a log line or an error
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
@@ -25,6 +26,7 @@ from streamkit._httpx_async import AsyncHttpxTransport
 from streamkit._httpx_sync import HttpxTransport
 from streamkit._message import ChatResponse
 from streamkit._native import NativeTransport
+from streamkit._offline import OfflineServer
 from streamkit._request import (
     NOT_GIVEN,
     NotGiven,
@@ -70,13 +72,14 @@ class _ClientConfig:
         if not key:
             raise MissingAPIKeyError(
                 "no API key: pass api_key=... or set the CO_API_KEY environment variable"
+                " (or use Client.offline() for the built-in offline backend)"
             )
         check_header("Authorization", f"Bearer {key}")
         if client_name:
             check_header("X-Client-Name", client_name)
         self._api_key = key
         url = base_url or os.environ.get("CO_API_URL") or DEFAULT_BASE_URL
-        self.base_url = url.rstrip("/")
+        self.base_url = _checked_base_url(url)
         self.client_name = client_name
         self.retry = RetryPolicy(max_retries=max_retries)
         self.max_event_size = max_event_size
@@ -139,6 +142,22 @@ class _ClientConfig:
 
     def describe(self, arguments: Mapping[str, Any]) -> str:
         return f"model={arguments.get('model')!r} base_url={self.base_url!r}"
+
+
+def _checked_base_url(url: str) -> str:
+    """``url`` without a trailing slash, or a ValueError naming it (before any request)."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as error:
+        raise ValueError(f"base_url {url!r} is not a URL ({error})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(
+            f"base_url {url!r} must be an http:// or https:// URL with a host,"
+            " e.g. 'https://api.cohere.com'"
+        )
+    if parsed.query or parsed.fragment:
+        raise ValueError(f"base_url {url!r} must not have a query or a fragment")
+    return url.rstrip("/")
 
 
 # ----------------------------------------------------------------------------- sync
@@ -213,6 +232,7 @@ class Client:
             max_line_size,
         )
         self._owns_transport = transport is None
+        self._offline: OfflineServer | None = None
         if http_client is not None and timeout is not DEFAULT_TIMEOUT:
             http_client.timeout = httpx.Timeout(timeout)
         self._transport = transport or HttpxTransport(http_client, timeout=timeout)
@@ -227,6 +247,35 @@ class Client:
         """The transport requests travel by."""
         return self._transport
 
+    @classmethod
+    def offline(cls, *, pacing: float = 0.0, **options: Any) -> Client:
+        """A client on the built-in offline backend, started now and stopped by ``close()``.
+
+        No key and no network: an :class:`~streamkit.OfflineServer` on 127.0.0.1 answers
+        with scripted replies in Cohere's exact stream format. Nothing ever falls back to
+        it silently; this is the one way in.
+
+        Args:
+            pacing: Seconds between streamed events (about 0.03 to watch a reply appear).
+            **options: Any other :class:`Client` argument but ``api_key`` and ``base_url``.
+
+        Example:
+            >>> from streamkit import Client
+            >>> with Client.offline() as client:
+            ...     reply = client.chat(model="command-a-03-2025",
+            ...                         messages=[{"role": "user", "content": "Hi"}])
+            >>> reply.finish_reason
+            'COMPLETE'
+        """
+        server = OfflineServer(pacing=pacing).start()
+        try:
+            client = cls("offline", base_url=server.base_url, **options)
+        except BaseException:
+            server.stop()
+            raise
+        client._offline = server
+        return client
+
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r})"
 
@@ -237,9 +286,14 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        """Close the connection pool (unless the transport or ``httpx.Client`` was yours)."""
+        """Close the connection pool (unless the transport or ``httpx.Client`` was yours).
+
+        A client made by :meth:`offline` also stops its backend.
+        """
         if self._owns_transport:
             self._transport.close()
+        if self._offline is not None:
+            self._offline.stop()
 
     def chat_stream(
         self,
@@ -298,19 +352,40 @@ class Client:
         *,
         model: str,
         messages: Sequence[Value],
+        tools: Sequence[Value] | None | NotGiven = NOT_GIVEN,
+        strict_tools: bool | None | NotGiven = NOT_GIVEN,
+        documents: Sequence[Value] | None | NotGiven = NOT_GIVEN,
+        citation_options: Value | None | NotGiven = NOT_GIVEN,
+        response_format: Value | None | NotGiven = NOT_GIVEN,
+        safety_mode: str | None | NotGiven = NOT_GIVEN,
+        max_tokens: int | None | NotGiven = NOT_GIVEN,
+        stop_sequences: Sequence[str] | None | NotGiven = NOT_GIVEN,
+        temperature: float | None | NotGiven = NOT_GIVEN,
+        seed: int | None | NotGiven = NOT_GIVEN,
+        frequency_penalty: float | None | NotGiven = NOT_GIVEN,
+        presence_penalty: float | None | NotGiven = NOT_GIVEN,
+        k: int | None | NotGiven = NOT_GIVEN,
+        p: float | None | NotGiven = NOT_GIVEN,
+        logprobs: bool | None | NotGiven = NOT_GIVEN,
+        tool_choice: str | None | NotGiven = NOT_GIVEN,
+        thinking: Value | None | NotGiven = NOT_GIVEN,
+        priority: int | None | NotGiven = NOT_GIVEN,
         request_options: RequestOptions | None = None,
-        **arguments: Any,
     ) -> ChatResponse:
         """Get a whole chat reply without streaming (the non-streaming ``/v2/chat``).
 
-        Takes the same arguments as :meth:`chat_stream`, with the same retries, limits,
-        deadline and typed errors.
+        Takes the same arguments as :meth:`chat_stream` (an unknown one is a ``TypeError``),
+        with the same retries, limits, deadline and typed errors.
+
+        Returns:
+            The reply, as Cohere's non-streaming response: ``reply.text``, ``reply.usage``,
+            ``reply.message.tool_calls``, ...
 
         Raises:
             APIStatusError: For a non-2xx answer (a subclass per status).
             APIConnectionError: If the server could not be reached.
         """
-        arguments.update(model=model, messages=messages)
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "request_options")}
         outgoing = self._config.outgoing(arguments, stream=False, options=request_options)
         engine = StreamEngine(
             self._transport.build_request(outgoing),
@@ -379,6 +454,7 @@ class AsyncClient:
             max_line_size,
         )
         self._owns_transport = isinstance(transport, str)
+        self._offline: OfflineServer | None = None
         chosen: AsyncTransport
         if transport == "native":
             chosen = NativeTransport(timeout=timeout)
@@ -401,6 +477,22 @@ class AsyncClient:
         """The transport requests travel by."""
         return self._transport
 
+    @classmethod
+    def offline(cls, *, pacing: float = 0.0, **options: Any) -> AsyncClient:
+        """An async client on the built-in offline backend; ``aclose()`` stops it.
+
+        See :meth:`Client.offline`; ``options`` are any other :class:`AsyncClient`
+        argument but ``api_key`` and ``base_url`` (``transport="native"`` included).
+        """
+        server = OfflineServer(pacing=pacing).start()
+        try:
+            client = cls("offline", base_url=server.base_url, **options)
+        except BaseException:
+            server.stop()
+            raise
+        client._offline = server
+        return client
+
     def __repr__(self) -> str:
         return f"AsyncClient(base_url={self.base_url!r})"
 
@@ -411,9 +503,14 @@ class AsyncClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool (unless the transport or ``httpx.AsyncClient`` was yours)."""
+        """Close the connection pool (unless the transport or ``httpx.AsyncClient`` was yours).
+
+        A client made by :meth:`offline` also stops its backend.
+        """
         if self._owns_transport:
             await self._transport.aclose()
+        if self._offline is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._offline.stop)
 
     def chat_stream(
         self,
@@ -469,11 +566,40 @@ class AsyncClient:
         *,
         model: str,
         messages: Sequence[Value],
+        tools: Sequence[Value] | None | NotGiven = NOT_GIVEN,
+        strict_tools: bool | None | NotGiven = NOT_GIVEN,
+        documents: Sequence[Value] | None | NotGiven = NOT_GIVEN,
+        citation_options: Value | None | NotGiven = NOT_GIVEN,
+        response_format: Value | None | NotGiven = NOT_GIVEN,
+        safety_mode: str | None | NotGiven = NOT_GIVEN,
+        max_tokens: int | None | NotGiven = NOT_GIVEN,
+        stop_sequences: Sequence[str] | None | NotGiven = NOT_GIVEN,
+        temperature: float | None | NotGiven = NOT_GIVEN,
+        seed: int | None | NotGiven = NOT_GIVEN,
+        frequency_penalty: float | None | NotGiven = NOT_GIVEN,
+        presence_penalty: float | None | NotGiven = NOT_GIVEN,
+        k: int | None | NotGiven = NOT_GIVEN,
+        p: float | None | NotGiven = NOT_GIVEN,
+        logprobs: bool | None | NotGiven = NOT_GIVEN,
+        tool_choice: str | None | NotGiven = NOT_GIVEN,
+        thinking: Value | None | NotGiven = NOT_GIVEN,
+        priority: int | None | NotGiven = NOT_GIVEN,
         request_options: RequestOptions | None = None,
-        **arguments: Any,
     ) -> ChatResponse:
-        """Get a whole chat reply without streaming; see :meth:`Client.chat`."""
-        arguments.update(model=model, messages=messages)
+        """Get a whole chat reply without streaming; see :meth:`Client.chat`.
+
+        Example:
+            >>> import asyncio
+            >>> from streamkit import AsyncClient
+            >>> async def main() -> str | None:
+            ...     async with AsyncClient.offline() as client:
+            ...         reply = await client.chat(model="command-a-03-2025",
+            ...                                   messages=[{"role": "user", "content": "Hi"}])
+            ...     return reply.finish_reason
+            >>> asyncio.run(main())
+            'COMPLETE'
+        """
+        arguments = {k: v for k, v in locals().items() if k not in ("self", "request_options")}
         outgoing = self._config.outgoing(arguments, stream=False, options=request_options)
         engine = StreamEngine(
             self._transport.build_request(outgoing),
