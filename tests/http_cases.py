@@ -27,10 +27,12 @@ from tests.raw_server import Reply, Then
 
 __all__ = [
     "CASES",
+    "CHUNKED",
     "COMPLETE",
     "EVENT_TYPES",
     "SSE",
     "SSE_EVENTS",
+    "SSE_TYPE",
     "Expect",
     "HttpCase",
     "chunked",

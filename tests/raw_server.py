@@ -106,6 +106,8 @@ class RawServer:
         """Bytes received on every connection, the probes not counted."""
         self.requests: list[RawRequest] = []
         """Every request read, in arrival order, whatever its route."""
+        self.closes = 0
+        """Connections the server has closed (FIN or RST) after a reply."""
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
         self._thread.start()
 
@@ -231,6 +233,11 @@ class RawServer:
                 self._connections.discard(conn)
                 self._changed.notify_all()
 
+    def _closed(self) -> None:
+        with self._changed:
+            self.closes += 1
+            self._changed.notify_all()
+
     def _route_for(self, request: RawRequest) -> _Route:
         name = urllib.parse.unquote(request.path.split("/")[1]) if request.path.count("/") else ""
         return self._routes.get(name, self._default)
@@ -247,9 +254,11 @@ class RawServer:
             if reply.then == "reset":
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 conn.close()
+                self._closed()
                 return False
             if reply.then == "close":
                 conn.shutdown(socket.SHUT_WR)
+                self._closed()
             reader.drain()  # "close" and "hold": until the client goes away
         except OSError:
             pass

@@ -97,12 +97,14 @@ def run_streams(
     request_options: RequestOptions | None = None,
     bound: float = BOUND,
     on_hang: Callable[[], None] | None = None,
+    prepare: Callable[[Client | AsyncClient], None] | None = None,
     **client_options: Any,
 ) -> list[Outcome]:
     """``count`` streams, one after the other, on one client made with ``client_options``.
 
-    ``between`` runs before each stream but the first (off the event loop). If making the
-    client fails, the only outcome is that error. A run past ``bound`` seconds is stopped
+    ``prepare`` gets the client once it is made; ``between`` runs before each stream but
+    the first (off the event loop). If making the client fails, the only outcome is that
+    error. A run past ``bound`` seconds is stopped
     (its task cancelled, then ``on_hang`` called to cut its connections) and its last
     outcome is a :class:`Hang`.
     """
@@ -112,13 +114,22 @@ def run_streams(
     def work() -> None:
         try:
             if transport == "httpx-sync":
-                _sync(state, base_url, count, between, request_options, options)
+                _sync(state, base_url, count, between, prepare, request_options, options)
             else:
                 native = transport == "native"
 
                 async def main() -> None:
                     task = asyncio.ensure_future(
-                        _async(state, base_url, count, between, request_options, options, native)
+                        _async(
+                            state,
+                            base_url,
+                            count,
+                            between,
+                            prepare,
+                            request_options,
+                            options,
+                            native,
+                        )
                     )
                     state.task = (asyncio.get_running_loop(), task)
                     await task
@@ -148,10 +159,13 @@ def _sync(
     base_url: str,
     count: int,
     between: Callable[[], None] | None,
+    prepare: Callable[[Client | AsyncClient], None] | None,
     request_options: RequestOptions | None,
     options: dict[str, Any],
 ) -> None:
     with Client(base_url=base_url, **_keyed(options)) as client:
+        if prepare is not None:
+            prepare(client)
         for n in range(count):
             if n and between is not None:
                 between()
@@ -174,12 +188,15 @@ async def _async(
     base_url: str,
     count: int,
     between: Callable[[], None] | None,
+    prepare: Callable[[Client | AsyncClient], None] | None,
     request_options: RequestOptions | None,
     options: dict[str, Any],
     native: bool,
 ) -> None:
     transport: Literal["httpx", "native"] = "native" if native else "httpx"
     async with AsyncClient(base_url=base_url, transport=transport, **_keyed(options)) as client:
+        if prepare is not None:
+            prepare(client)
         for n in range(count):
             if n and between is not None:
                 await asyncio.to_thread(between)
