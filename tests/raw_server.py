@@ -82,8 +82,9 @@ class RawServer:
     """Serves :class:`Reply` objects by route; records requests and connections.
 
     Args:
-        replies: The replies for requests that match no route: the n-th such request gets
-            ``replies[n]`` (the last one again once they run out; a 404 without any).
+        replies: The replies for requests that match no route, in order: the first such
+            request gets ``replies[0]``, the next ``replies[1]``, and so on; the last one
+            again once they run out (a 404 when there are none).
     """
 
     def __init__(self, *replies: Reply) -> None:
@@ -114,7 +115,11 @@ class RawServer:
     # ------------------------------------------------------------------ test API
 
     def route(self, name: str, *replies: Reply) -> str:
-        """Serve ``replies`` to requests under ``/name/``; returns the base URL to use."""
+        """Serve ``replies`` (in order, as for the default route) to requests under ``/name/``.
+
+        Returns:
+            The base URL to give a client.
+        """
         assert "/" not in name and name not in self._routes, name
         with self._changed:
             self._routes[name] = _Route(replies)
@@ -136,10 +141,6 @@ class RawServer:
         for conn in connections:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-
-    def requests_to(self, name: str) -> list[RawRequest]:
-        with self._changed:
-            return list(self._routes[name].requests)
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         """Wait until ``predicate()`` holds; it is checked whenever the server's state changes."""
