@@ -33,6 +33,7 @@ import json
 import logging
 import re
 import time
+import weakref
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -42,6 +43,7 @@ from pydantic import ValidationError
 
 from streamkit._decode import ChatEventDecoder
 from streamkit._events import ChatEvent
+from streamkit._logmask import hold_secrets
 from streamkit._message import ChatResponse
 from streamkit._retry import RetryPolicy
 from streamkit.errors import (
@@ -61,6 +63,7 @@ from streamkit.errors import (
 __all__ = [
     "ACCEPT_ENCODING",
     "DRAIN_LIMIT",
+    "DRAIN_WAIT",
     "ERROR_BODY_LIMIT",
     "Attempt",
     "StreamEngine",
@@ -76,6 +79,12 @@ ERROR_BODY_LIMIT = 64 * 1024
 """How much of an error body (decoded) is kept; the rest is not read."""
 DRAIN_LIMIT = 64 * 1024
 """How much a transport reads past ``[DONE]`` to reuse the connection before giving up."""
+DRAIN_WAIT = 0.25
+"""How long a transport waits past ``[DONE]`` for the body's end before giving it up.
+
+A server normally ends the body right after ``[DONE]``, and reading to its end lets the
+connection be reused; one that holds the body open must not hold the stream's end back.
+"""
 
 _PIECE = 64 * 1024  # decompressed bytes handed on at a time
 _MAX_CODINGS = 4  # more stacked content codings than this is no real server
@@ -159,6 +168,8 @@ class StreamEngine:
         self._started = clock()
         self._secrets = request_secrets(request)
         self._public = _redacted(request)
+        # Until the engine is gone, no httpx or httpcore log record shows its credentials.
+        weakref.finalize(self, hold_secrets(self._secrets))
         self._current: Attempt | None = None
 
     @property

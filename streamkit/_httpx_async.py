@@ -8,11 +8,11 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 import httpx
 
-from streamkit._engine import DRAIN_LIMIT, Attempt, StreamEngine
+from streamkit._engine import DRAIN_LIMIT, DRAIN_WAIT, Attempt, StreamEngine
 from streamkit._events import ChatEvent
 from streamkit._stream import shutdown_socket
 from streamkit._transport import DEFAULT_TIMEOUT, HttpxRequests, Push
-from streamkit._watchdog import paced, watch
+from streamkit._watchdog import Watch, paced, watch
 from streamkit.errors import StreamkitError
 
 __all__ = ["AsyncHttpxTransport"]
@@ -82,7 +82,9 @@ class AsyncHttpxTransport(HttpxRequests[httpx.AsyncClient]):
                 for event in paced(attempt.receive(chunk), guard):
                     yield event
                 if attempt.complete:
-                    await _drain(chunks)
+                    guard.stop()
+                    limit = watch(None, DRAIN_WAIT, lambda _: shutdown_socket(response))
+                    await _drain(chunks, limit)
                     return
             for event in attempt.end(guard.expired):
                 yield event
@@ -95,14 +97,18 @@ class AsyncHttpxTransport(HttpxRequests[httpx.AsyncClient]):
             await response.aclose()
 
 
-async def _drain(chunks: AsyncIterator[bytes]) -> None:
-    """Read on past ``[DONE]`` (normally just the end of the body) to reuse the connection."""
+async def _drain(chunks: AsyncIterator[bytes], limit: Watch) -> None:
+    """Read on past ``[DONE]`` (normally just the end of the body) to reuse the connection.
+
+    ``limit`` cuts the connection if the body does not end soon (``DRAIN_WAIT``).
+    """
     seen = 0
     with contextlib.suppress(httpx.HTTPError):
         async for chunk in chunks:
             seen += len(chunk)
             if seen > DRAIN_LIMIT:
-                return
+                break
+    limit.stop()
 
 
 async def _single(content: bytes) -> AsyncIterator[bytes]:

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import httpx
 
-from streamkit._engine import DRAIN_LIMIT, Attempt, StreamEngine
+from streamkit._engine import DRAIN_LIMIT, DRAIN_WAIT, Attempt, StreamEngine
 from streamkit._events import ChatEvent
 from streamkit._stream import Cancellation
 from streamkit._transport import DEFAULT_TIMEOUT, HttpxRequests
-from streamkit._watchdog import paced, watch
+from streamkit._watchdog import Watch, paced, watch
 from streamkit.errors import StreamkitError
 
 __all__ = ["HttpxTransport"]
@@ -73,7 +73,8 @@ class HttpxTransport(HttpxRequests[httpx.Client]):
             for chunk in chunks:
                 yield from paced(attempt.receive(chunk), guard)
                 if attempt.complete:
-                    _drain(chunks)
+                    guard.stop()
+                    _drain(chunks, watch(None, DRAIN_WAIT, lambda _: cancellation.abort_response()))
                     return
             if not cancellation.cancelled:
                 yield from attempt.end(guard.expired)
@@ -87,11 +88,15 @@ class HttpxTransport(HttpxRequests[httpx.Client]):
             response.close()
 
 
-def _drain(chunks: Iterator[bytes]) -> None:
-    """Read what follows ``[DONE]`` (normally just the end of the body) to reuse the connection."""
+def _drain(chunks: Iterator[bytes], limit: Watch) -> None:
+    """Read what follows ``[DONE]`` (normally just the end of the body) to reuse the connection.
+
+    ``limit`` cuts the connection if the body does not end soon (``DRAIN_WAIT``).
+    """
     seen = 0
     with contextlib.suppress(httpx.HTTPError):
         for chunk in chunks:
             seen += len(chunk)
             if seen > DRAIN_LIMIT:
-                return
+                break
+    limit.stop()

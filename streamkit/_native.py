@@ -34,7 +34,7 @@ from collections.abc import AsyncGenerator, Callable, Iterator
 import h11
 import httpx
 
-from streamkit._engine import DRAIN_LIMIT, Attempt, StreamEngine
+from streamkit._engine import DRAIN_LIMIT, DRAIN_WAIT, Attempt, StreamEngine
 from streamkit._events import ChatEvent
 from streamkit._proxy import proxy_for
 from streamkit._transport import DEFAULT_TIMEOUT, Outgoing, Push
@@ -473,6 +473,9 @@ class _Connection(asyncio.Protocol):
                     continue
                 if not self._feed(attempt.receive(event.data), deliver):
                     return
+                if attempt.complete:  # [DONE]: the body should end at once; don't wait long
+                    self._cancel_timer()
+                    self._timer = self.loop.call_later(DRAIN_WAIT, self._succeed)
             elif event is h11.NEED_DATA:
                 return
             elif kind is h11.Response:
