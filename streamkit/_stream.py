@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
 import httpx
@@ -27,8 +27,10 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
-from streamkit._events import ChatEvent
-from streamkit.errors import NoEventLoopError, StreamkitError
+from streamkit._accumulate import MessageAccumulator
+from streamkit._events import ChatEvent, ContentDeltaEvent
+from streamkit._message import ChatResponse
+from streamkit.errors import NoEventLoopError, StreamkitError, StreamTruncatedError
 
 __all__ = [
     "AsyncChatStream",
@@ -126,6 +128,53 @@ class ChatStream(Observable[ChatEvent]):
         """Open the source and return its events as a plain iterator on this thread."""
         return self._source(cancellation or Cancellation())
 
+    def text(self) -> Iterator[str]:
+        """The reply's text as it arrives: one request, read on this thread.
+
+        Leaving the loop early (``break``, an exception) closes the request. A failure
+        raises its typed error (with the partial message) where the loop is.
+
+        Example:
+            >>> from streamkit import Client
+            >>> with Client.offline() as client:
+            ...     stream = client.chat_stream(model="command-a-03-2025",
+            ...                                 messages=[{"role": "user", "content": "Hi"}])
+            ...     text = "".join(stream.text())
+            >>> text.startswith("Offline answer")
+            True
+        """
+        events = self.iterate()
+        try:
+            for event in events:
+                if isinstance(event, ContentDeltaEvent) and event.text:
+                    yield event.text
+        finally:
+            _close(events)
+
+    def final_message(self, on_text: Callable[[str], object] | None = None) -> ChatResponse:
+        """Send the request, wait for the whole reply and return it.
+
+        With ``on_text``, each piece of text is handed to it as it arrives: print a reply
+        live and keep the final message, from one request::
+
+            reply = stream.final_message(on_text=lambda text: print(text, end=""))
+
+        Args:
+            on_text: Called with each text delta, on this thread, as it arrives.
+
+        Returns:
+            The reply, shaped as Cohere's non-streaming response.
+
+        Raises:
+            StreamError: The stream failed; ``partial_message`` holds what came before.
+            StreamTruncatedError: The stream gave no event at all.
+        """
+        events = self.iterate()
+        try:
+            return _fold(events, on_text)
+        finally:
+            _close(events)
+
     def _subscribe_core(
         self,
         observer: abc.ObserverBase[ChatEvent],
@@ -162,6 +211,50 @@ class ChatStream(Observable[ChatEvent]):
         else:
             run()
         return Disposable(cancellation.cancel)
+
+
+def _close(events: Iterator[ChatEvent]) -> None:
+    close = getattr(events, "close", None)
+    if close is not None:
+        close()
+
+
+def _fold(events: Iterator[ChatEvent], on_text: Callable[[str], object] | None) -> ChatResponse:
+    reply = _Reply(on_text)
+    for event in events:
+        reply.add(event)
+    return reply.result()
+
+
+class _Reply:
+    """The final message of a stream, folded one event at a time."""
+
+    def __init__(self, on_text: Callable[[str], object] | None) -> None:
+        self._accumulator = MessageAccumulator()
+        self._on_text = on_text
+        self._events = 0
+
+    def add(self, event: ChatEvent) -> None:
+        self._accumulator.add(event)
+        self._events += 1
+        if self._on_text is not None and isinstance(event, ContentDeltaEvent) and event.text:
+            self._on_text(event.text)
+
+    def result(self) -> ChatResponse:
+        if not self._events:
+            raise StreamTruncatedError("the stream ended before its first event")
+        return self._accumulator.snapshot()
+
+
+async def _aclosable(events: AsyncIterator[ChatEvent]) -> AsyncGenerator[ChatEvent, None]:
+    """``events`` as an async generator, so ``aclosing`` can close it (and its request)."""
+    try:
+        async for event in events:
+            yield event
+    finally:
+        aclose: Callable[[], Awaitable[object]] | None = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _wrap(error: BaseException) -> Exception:
@@ -210,6 +303,28 @@ class AsyncChatStream(Observable[ChatEvent]):
     def aiterate(self) -> AsyncIterator[ChatEvent]:
         """Open the source and return its events as an async iterator on this loop."""
         return self._source()
+
+    async def text(self) -> AsyncGenerator[str, None]:
+        """The reply's text as it arrives, for ``async for``: one request on this loop.
+
+        Close it to leave early (``async with contextlib.aclosing(stream.text())``): that
+        closes the request at once. A failure raises its typed error.
+        """
+        async with contextlib.aclosing(_aclosable(self._source())) as events:
+            async for event in events:
+                if isinstance(event, ContentDeltaEvent) and event.text:
+                    yield event.text
+
+    async def final_message(self, on_text: Callable[[str], object] | None = None) -> ChatResponse:
+        """Send the request, wait for the whole reply and return it (``await`` it).
+
+        See :meth:`ChatStream.final_message`; ``on_text`` runs on the loop.
+        """
+        reply = _Reply(on_text)
+        async with contextlib.aclosing(_aclosable(self._source())) as events:
+            async for event in events:
+                reply.add(event)
+        return reply.result()
 
     def _subscribe_core(
         self,

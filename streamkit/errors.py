@@ -141,7 +141,8 @@ def _scrub(text: str) -> str:
     return _SECRET.sub("***", text)
 
 
-_SECRET = re.compile(r"(?i)(?<=bearer )[^\s\"',}]+|\bco-[A-Za-z0-9_-]{8,}")
+# A bearer token is RFC 6750's b64token; anything after it (a bracket, a quote) is kept.
+_SECRET = re.compile(r"(?i)(?<=bearer )[A-Za-z0-9\-._~+/]+=*|\bco-[A-Za-z0-9_-]{8,}")
 
 
 class APIStatusError(StreamkitError):
