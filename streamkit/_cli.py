@@ -2,19 +2,29 @@
 
 * ``streamkit chat "question"`` prints the reply's text as it arrives. With ``CO_API_KEY``
   set it asks Cohere; without it, it answers from the built-in offline backend and says so
-  on stderr. ``--documents``, ``--tools`` and ``--thinking`` shape the request; ``--show``
-  adds citations, tool calls, thinking or usage to the output; ``--json`` prints one event
-  per line (for ``jq``) and ``--sentences`` one sentence per line; ``--record FILE`` saves
-  the stream with its timing and ``--replay FILE`` plays a saved one instead of asking.
+  on stderr. The question may also come from stdin (``-``, or a pipe when no question is
+  given) or from a file (``--file PATH``), for questions too long for the command line.
+  ``--documents``, ``--tools`` and ``--thinking`` shape the request; ``--show`` adds
+  citations, tool calls, thinking or usage to the output; ``--json`` prints one event per
+  line (for ``jq``) and ``--sentences`` one sentence per line; ``--record FILE`` saves the
+  stream with its timing and ``--replay FILE`` plays a saved one instead of asking.
 * ``streamkit replay FILE`` plays a recording at its recorded pace (``--speed``,
   ``--instant``) with the same output options.
 * ``streamkit inspect FILE`` prints a recording's events as a table, with its timing.
 
-stdout carries what was asked for, as plain text when it is not a terminal; stderr carries
-the rest: a spinner until the first token (only when stderr is a terminal), notices and
+A flag that would have no effect is refused rather than ignored: ``--speed``/``--instant`` on
+a live chat, ``--model``/``--system``/``--documents``/``--tools``/``--thinking``/``--offline``
+with ``--replay``, ``--show thinking`` without ``--thinking``. Every file is checked before
+anything is sent: one to read must be a readable file, one to ``--record`` to must be
+writable, and one to replay or inspect must be a recording (text holding chat events).
+
+stdout carries what was asked for, as plain text when it is not a terminal (thinking then
+under a ``Thinking:`` heading, indented, since it cannot be dimmed); stderr carries the
+rest: a spinner until the first token (only when stderr is a terminal), notices and
 errors. Errors are one line and a non-zero status, never a traceback: 1 for a failed
 request or stream, 2 for bad arguments or files, 130 for Ctrl-C (which cancels the request
-at once and keeps on screen what arrived).
+at once and keeps on screen what arrived). A server that cannot be reached is named (its
+scheme, host and port: never the key), with a hint at the offline backend.
 
 The environment variable ``STREAMKIT_OFFLINE_PACING`` sets the offline backend's seconds
 between events (default 0.03), for demos and tests.
@@ -25,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import threading
@@ -34,6 +45,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn, TextIO
 
+import httpx
 from reactivex import Observable
 from reactivex.subject import Subject
 
@@ -51,11 +63,11 @@ from streamkit._events import (
 )
 from streamkit._message import ChatResponse
 from streamkit._offline import OfflineServer
-from streamkit._record import read_recording, record, replay
+from streamkit._record import FORMAT_LINE, Recording, read_recording, record, replay
 from streamkit._request import NOT_GIVEN
 from streamkit._stats import StreamStatsTracker
 from streamkit._version import __version__
-from streamkit.errors import StreamkitError
+from streamkit.errors import APIConnectionError, StreamkitError, StreamTruncatedError
 
 __all__ = ["main"]
 
@@ -63,6 +75,7 @@ DEFAULT_MODEL = "command-a-03-2025"
 _OFFLINE_PACING = 0.03  # seconds between offline events: about a real model's pace
 _PACING_VARIABLE = "STREAMKIT_OFFLINE_PACING"
 _SHOW = ("citations", "tools", "thinking", "usage")
+_INDENT = "  "  # under a heading in plain output, as citations are
 _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 _DIM, _BOLD, _RESET = "\x1b[2m", "\x1b[1m", "\x1b[0m"
 
@@ -78,10 +91,53 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _existing_file(value: str) -> Path:
+    """A path to read: anything but a directory (a pipe such as ``<(command)`` is fine)."""
     path = Path(value)
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"no such file: {value}")
+    try:
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{value} is a directory, not a file")
+        if not path.exists():
+            raise argparse.ArgumentTypeError(f"no such file: {value}")
+    except OSError as error:  # a name too long, a loop of links: is_dir() lets those through
+        raise argparse.ArgumentTypeError(f"cannot read {value}: {error.strerror}") from None
     return path
+
+
+def _recording_file(value: str) -> Recording:
+    """A recording to replay or inspect, read and checked to be one.
+
+    A recording is text: a file from ``--record``, or any recorded SSE body. Binary data, or
+    text without a single chat event, is refused here rather than replayed as a stream "cut
+    off after 0 events". (A file from ``--record`` whose request failed holds no event yet
+    is a recording: it replays to its failure.)
+    """
+    path = _existing_file(value)
+    try:
+        if not path.is_file():  # read twice below, so no pipe
+            raise argparse.ArgumentTypeError(f"{value} is not a regular file")
+        body = path.read_bytes()
+        recording = read_recording(path)
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"cannot read {value}: {error.strerror}") from None
+    why = _not_a_recording(body, recording)
+    if why is not None:
+        raise argparse.ArgumentTypeError(f"{value} is not a recording: {why}")
+    return recording
+
+
+def _not_a_recording(body: bytes, recording: Recording) -> str | None:
+    """Why a file is not a recording, or None when it is one."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # A character cut off at the very end is a recording cut short, not binary data.
+        if error.end < len(body):
+            return f"it is binary (byte {error.start} is not UTF-8 text)"
+    if recording.entries or body.startswith(FORMAT_LINE.encode("utf-8")):
+        return None
+    if recording.error is None or isinstance(recording.error, StreamTruncatedError):
+        return "it holds no chat events"
+    return f"no chat event could be read from it ({type(recording.error).__name__})"
 
 
 def _json_file(path: Path) -> Any:
@@ -130,9 +186,20 @@ def _tools_file(value: str) -> list[dict[str, Any]]:
 
 
 def _new_file(value: str) -> Path:
+    """A file to record to, checked by opening it: permissions alone miss a read-only disk."""
     path = Path(value)
-    if not path.parent.is_dir():
-        raise argparse.ArgumentTypeError(f"no such directory for {value}")
+    try:
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{value} is a directory; give a file to record to")
+        if not path.parent.is_dir():
+            raise argparse.ArgumentTypeError(f"no such directory for {value}")
+        existed = path.exists()
+        with path.open("a", encoding="utf-8"):  # "a": an existing file is left as it is
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"cannot write {value}: {error.strerror}") from None
     return path
 
 
@@ -173,7 +240,6 @@ def _parser() -> argparse.ArgumentParser:
     pace.add_argument(
         "--speed",
         type=_speed,
-        default=1.0,
         help="replay this many times faster than recorded (default 1)",
     )
     pace.add_argument("--instant", action="store_true", help="replay without waiting")
@@ -181,10 +247,19 @@ def _parser() -> argparse.ArgumentParser:
     chat = commands.add_parser(
         "chat", parents=[output, speed], help="stream the reply to a question"
     )
-    chat.add_argument("question", nargs="?", help="what to ask")
     chat.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})"
+        "question",
+        nargs="?",
+        help="what to ask; - reads it from stdin, as does a pipe when it is left out",
     )
+    chat.add_argument(
+        "--file",
+        dest="question_file",
+        type=_existing_file,
+        metavar="PATH",
+        help="read the question from a file (for one too long for the command line)",
+    )
+    chat.add_argument("--model", help=f"model name (default {DEFAULT_MODEL})")
     chat.add_argument("--system", help="a system message to send first")
     chat.add_argument(
         "--documents",
@@ -204,7 +279,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sources.add_argument(
         "--replay",
-        type=_existing_file,
+        type=_recording_file,
         metavar="FILE",
         help="play a recorded stream instead of asking",
     )
@@ -217,24 +292,100 @@ def _parser() -> argparse.ArgumentParser:
     play = commands.add_parser(
         "replay", parents=[output, speed], help="play a recorded stream at its recorded pace"
     )
-    play.add_argument("file", type=_existing_file, help="a .sse file from --record")
+    play.add_argument("file", type=_recording_file, help="a .sse file from --record")
 
     inspect = commands.add_parser("inspect", help="list a recorded stream's events and timing")
-    inspect.add_argument("file", type=_existing_file, help="a .sse file from --record")
+    inspect.add_argument("file", type=_recording_file, help="a .sse file from --record")
     return parser
+
+
+# What each flag that only shapes a request would say about a recorded reply.
+_REQUEST_FLAGS = (
+    ("--file", "question_file", ""),
+    ("--model", "model", ""),
+    ("--system", "system", ""),
+    ("--documents", "documents", "; --show citations prints the recorded citations"),
+    ("--tools", "tools", "; --show tools prints the recorded tool calls"),
+    ("--thinking", "thinking", "; --show thinking prints the recorded thinking"),
+    ("--offline", "offline", ""),
+)
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "chat":
-        if args.replay is None and not args.question:
-            parser.error("chat needs a question (or --replay FILE)")
-        if args.replay is not None and args.question:
-            parser.error("give a question or --replay FILE, not both")
     if args.command != "inspect" and args.json and args.show:
         parser.error("--show has no effect with --json: every event is printed")
+    if args.command == "chat":
+        if args.replay is not None:
+            _check_replay(parser, args)
+        else:
+            _check_live(parser, args)
+            args.question = _question(parser, args)
     return args
+
+
+def _check_replay(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse what ``chat --replay`` would ignore: everything that shapes a request."""
+    if args.question is not None:
+        parser.error("give a question or --replay FILE, not both")
+    for flag, name, hint in _REQUEST_FLAGS:
+        if getattr(args, name) not in (None, False, []):
+            parser.error(f"{flag} has no effect with --replay: nothing is sent{hint}")
+
+
+def _check_live(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse what a live chat would ignore."""
+    for flag, given in (("--speed", args.speed is not None), ("--instant", args.instant)):
+        if given:
+            parser.error(f"{flag} has no effect on a live chat: it paces --replay FILE")
+    if "thinking" in args.show and not args.thinking:
+        parser.error(
+            "--show thinking has no effect without --thinking: the model only thinks when asked"
+        )
+
+
+def _question(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """The question: the argument, stdin (``-``, or a pipe with no argument) or ``--file``."""
+    if args.question is not None and args.question_file is not None:
+        parser.error("give a question or --file PATH, not both")
+    if args.question_file is not None:
+        question, where = _read_text(parser, args.question_file), f" in {args.question_file}"
+    elif args.question == "-":
+        question, where = _read_stdin(parser), " from stdin"
+    elif args.question is not None:
+        question, where = args.question, ""
+    elif not _is_terminal(sys.stdin) and (piped := _read_stdin(parser)):
+        question, where = piped, " from stdin"
+    else:  # nothing piped either (stdin is a terminal, or /dev/null in a script)
+        parser.error(
+            "chat needs a question: an argument, - or a pipe for stdin, --file PATH,"
+            " or --replay FILE"
+        )
+    # As the shell's $(...) does: the newline that ends a file or an echo is no part of it.
+    question = question.rstrip("\r\n")
+    if not question.strip():
+        parser.error(f"the question{where} is blank")
+    return question
+
+
+def _read_text(parser: argparse.ArgumentParser, path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        parser.error(f"{path} is not UTF-8 text")
+    except OSError as error:
+        parser.error(f"cannot read {path}: {error.strerror}")
+
+
+def _read_stdin(parser: argparse.ArgumentParser) -> str:
+    stdin = sys.stdin
+    if stdin is None:  # no stdin at all (pythonw, or closed by the caller)
+        return ""
+    try:
+        return stdin.buffer.read().decode("utf-8")
+    except UnicodeDecodeError:
+        parser.error("stdin is not UTF-8 text")
 
 
 # ----------------------------------------------------------------------------- the source
@@ -258,13 +409,23 @@ def _fail_usage(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
+def _online(args: argparse.Namespace) -> bool:
+    """Whether this command asks Cohere (or CO_API_URL): not a recording, not the offline one."""
+    return (
+        args.command == "chat"
+        and args.replay is None
+        and not args.offline
+        and bool(os.environ.get("CO_API_KEY"))
+    )
+
+
 @contextlib.contextmanager
-def _client(offline: bool, stderr: TextIO) -> Iterator[Client]:
-    if not offline and os.environ.get("CO_API_KEY"):
+def _client(args: argparse.Namespace, stderr: TextIO) -> Iterator[Client]:
+    if _online(args):
         with Client() as client:
             yield client
         return
-    if not offline:
+    if not args.offline:
         print(
             "streamkit: CO_API_KEY is not set; answering from the built-in offline backend",
             file=stderr,
@@ -278,19 +439,19 @@ def _client(offline: bool, stderr: TextIO) -> Iterator[Client]:
 
 @contextlib.contextmanager
 def _source(args: argparse.Namespace, stderr: TextIO) -> Iterator[Observable[ChatEvent]]:
-    speed = None if args.instant else args.speed
-    path: Path | None = args.file if args.command == "replay" else args.replay
-    if path is not None:
-        yield replay(path, speed=speed)
+    recording: Recording | None = args.file if args.command == "replay" else args.replay
+    if recording is not None:
+        speed = None if args.instant else (1.0 if args.speed is None else args.speed)
+        yield replay(recording, speed=speed)
         return
     messages: list[dict[str, str]] = []
     if args.system:
         messages.append({"role": "system", "content": args.system})
     messages.append({"role": "user", "content": args.question})
     documents = [document for group in args.documents for document in group]
-    with _client(args.offline, stderr) as client:
+    with _client(args, stderr) as client:
         stream: Observable[ChatEvent] = client.chat_stream(
-            model=args.model,
+            model=DEFAULT_MODEL if args.model is None else args.model,
             messages=messages,
             tools=args.tools if args.tools else NOT_GIVEN,
             documents=documents if documents else NOT_GIVEN,
@@ -389,8 +550,11 @@ class _TextOutput:
         if not text:
             return
         separator = ""
-        if self._part is not None and self._part != part:
+        starting = self._part != part
+        if self._part is not None and starting:
             separator = "\n\n" if self._line_open else "\n"
+        if part == "thinking" and not self.styled:
+            text = self._labelled(text, starting=starting)
         if self.writes == 0:
             self._before_first_write()  # the spinner goes before the first token comes
         # The state is updated before writing: a Ctrl-C may land in the middle of the write,
@@ -400,6 +564,19 @@ class _TextOutput:
         self.writes += 1
         self.out.write(separator + (f"{style}{text}{_RESET}" if style and self.styled else text))
         self.out.flush()
+
+    def _labelled(self, thinking: str, *, starting: bool) -> str:
+        """Thinking for plain output: under a heading and indented, as it cannot be dimmed.
+
+        Indenting every line (not only a heading) keeps a blank line in the thinking from
+        passing for the start of the answer.
+        """
+        at_line_start = starting or not self._line_open
+        lines = thinking.split("\n")
+        for n, line in enumerate(lines):
+            if line and (n > 0 or at_line_start):
+                lines[n] = _INDENT + line
+        return ("Thinking:\n" if starting else "") + "\n".join(lines)
 
     def _sentence(self, sentence: str) -> None:
         if sentence.strip():
@@ -508,13 +685,38 @@ def _stream(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 
 def _inspect(args: argparse.Namespace, stdout: TextIO) -> int:
-    stdout.write(recording_table(read_recording(args.file)) + "\n")
+    stdout.write(recording_table(args.file) + "\n")
     stdout.flush()
     return 0
 
 
+def _unreachable(args: argparse.Namespace, error: APIConnectionError) -> str:
+    """Which server could not be reached, and what to try: for a connection error's line."""
+    try:
+        url: httpx.URL | None = error.request.url
+    except RuntimeError:  # an error made without its request
+        url = None
+    online = _online(args)
+    from_variable = online and bool(os.environ.get("CO_API_URL"))
+    hint = "check the network and CO_API_URL" if from_variable else "check the network"
+    if url is not None and url.host:
+        # Scheme, host and port only: a base URL's user:password@ or query is no one's business.
+        host = f"[{url.host}]" if ":" in url.host else url.host
+        port = "" if url.port is None else f":{url.port}"
+        where = " (from CO_API_URL)" if from_variable else ""
+        hint = f"server {url.scheme}://{host}{port}{where}: {hint}"
+    if online:
+        hint += ", or unset CO_API_KEY to use the built-in offline backend"
+    return hint
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    # The library warns through logging (a malformed event, say) and then raises the error
+    # that says the same; unconfigured, logging would print the warning as a second line.
+    library = logging.getLogger("streamkit")
+    if not library.handlers:
+        library.addHandler(logging.NullHandler())
     args = _parse(argv)
     try:
         if args.command == "inspect":
@@ -529,6 +731,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except APIConnectionError as error:
+        sys.stdout.flush()
+        print(
+            f"streamkit: error: {type(error).__name__}: {error}; {_unreachable(args, error)}",
+            file=sys.stderr,
+        )
+        return 1
     except StreamkitError as error:
         sys.stdout.flush()
         print(f"streamkit: error: {type(error).__name__}: {error}", file=sys.stderr)

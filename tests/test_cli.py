@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,10 @@ def environment(env: dict[str, str] | None = None) -> dict[str, str]:
     return result
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the command; stdin is the given text, else empty (never the test runner's own)."""
     return subprocess.run(
         [sys.executable, "-m", "streamkit", *args],
         capture_output=True,
@@ -54,7 +58,18 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         cwd=ROOT,
         env=environment(env),
         check=False,
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
     )
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one line a failed command writes to stderr, after checking there is only one."""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("streamkit"), lines[0]
+    assert "error: " in lines[0], lines[0]
+    return lines[0]
 
 
 @pytest.fixture
@@ -86,13 +101,31 @@ def test_chat_with_a_system_message_and_model() -> None:
     assert result.stdout.strip()
 
 
-def test_api_errors_are_one_line_with_a_nonzero_exit() -> None:
-    # A key is set, so the CLI goes to CO_API_URL: a closed port on loopback.
-    result = run("chat", "hi", env={"CO_API_KEY": "k", "CO_API_URL": "http://127.0.0.1:9"})
+def closed_port() -> int:
+    """A loopback port nothing listens on: bound by the test, then closed."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_an_unreachable_server_is_named_in_one_line_with_a_hint_at_the_offline_backend() -> None:
+    # A key is set, so the CLI goes to CO_API_URL: a closed port on loopback. The URL carries
+    # a password and a path, the key is a secret: the line names scheme, host and port only.
+    port = closed_port()
+    url = f"http://user:url-secret@127.0.0.1:{port}/base"
+    result = run("chat", "hi", env={"CO_API_KEY": "key-secret", "CO_API_URL": url})
     assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "APIConnectionError" in lines[0]
+    line = one_error_line(result)
+    assert line.startswith(
+        "streamkit: error: APIConnectionError: could not reach the server (ConnectError: "
+    )
+    assert line.endswith(
+        f"; server http://127.0.0.1:{port} (from CO_API_URL): check the network and"
+        " CO_API_URL, or unset CO_API_KEY to use the built-in offline backend"
+    )
+    assert "secret" not in result.stderr + result.stdout
+    assert result.stdout == ""
 
 
 def test_version() -> None:
@@ -135,11 +168,11 @@ def test_documents_from_json_and_text_files_are_cited(documents_file: Path, tmp_
     assert cited[2].endswith("cites document eiffel.txt")
 
 
-def test_thinking_comes_first_then_the_answer() -> None:
+def test_thinking_comes_first_under_a_heading_then_the_answer() -> None:
     result = run("chat", "Tell me about Paris", "--thinking")
     assert result.returncode == 0, result.stderr
     thinking, answer = result.stdout.split("\n\n")
-    assert thinking.startswith("The user wrote")
+    assert thinking.startswith("Thinking:\n  The user wrote")
     assert answer.startswith("Offline answer")
 
 
@@ -312,7 +345,7 @@ def test_ctrl_c_mid_stream_cancels_and_exits_130_keeping_the_output(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        pytest.param(["chat"], "needs a question", id="no-question"),
+        pytest.param(["chat"], "needs a question", id="no-question-empty-stdin"),
         pytest.param(["chat", "hi", "--no-such-flag"], "unrecognized", id="unknown-flag"),
         pytest.param(["chat", "hi", "--tools", "missing.json"], "no such file", id="no-tools"),
         pytest.param(["chat", "hi", "--documents", "nope.txt"], "no such file", id="no-docs"),
@@ -323,7 +356,11 @@ def test_ctrl_c_mid_stream_cancels_and_exits_130_keeping_the_output(
         pytest.param(["chat", "hi", "--json", "--sentences"], "not allowed", id="json-sentences"),
         pytest.param(["chat", "hi", "--json", "--show", "usage"], "no effect", id="json-show"),
         pytest.param(["replay", "nope.sse"], "no such file", id="replay-missing"),
-        pytest.param(["replay", "README.md", "--speed", "0"], "positive", id="speed-zero"),
+        pytest.param(
+            ["replay", str(FIXTURES / "text_plain.sse"), "--speed", "0"],
+            "positive",
+            id="speed-zero",
+        ),
         pytest.param(["inspect", "nope.sse"], "no such file", id="inspect-missing"),
         pytest.param(["inspect"], "required", id="inspect-nothing"),
         pytest.param(
@@ -354,4 +391,228 @@ def test_a_bad_pacing_variable_is_a_one_line_error() -> None:
         result.stderr.strip()
         .splitlines()[-1]
         .startswith("streamkit: error: STREAMKIT_OFFLINE_PACING")
+    )
+
+
+# ----------------------------------------------------------------------------- the question
+# Variations that need no server are in test_cli_in_process.py; each item is here at least
+# once, as a real subprocess.
+
+LONG = "Spell: " + "word " * 60_000  # 300 kB: over Linux's 128 kB limit for one argument
+
+
+def text_and_billed_input(json_lines: str) -> tuple[str, int]:
+    """The reply's text and the input tokens billed, from ``--json`` output."""
+    events = [json.loads(line) for line in json_lines.splitlines()]
+    text = "".join(
+        e["delta"]["message"]["content"].get("text", "")
+        for e in events
+        if e["type"] == "content-delta"
+    )
+    assert events[-1]["type"] == "message-end"
+    tokens: int = events[-1]["delta"]["usage"]["billed_units"]["input_tokens"]
+    return text, tokens
+
+
+@pytest.mark.parametrize("how", ["pipe", "file"])
+def test_a_question_too_long_for_the_command_line_comes_from_a_pipe_or_a_file(
+    how: str, tmp_path: Path
+) -> None:
+    question = tmp_path / "question.txt"
+    question.write_text(LONG + "\n", encoding="utf-8")
+    if how == "file":
+        result = run("chat", "--file", str(question), "--json")
+    else:
+        result = run("chat", "--json", stdin=LONG + "\n")
+    assert result.returncode == 0, result.stderr
+    text, billed = text_and_billed_input(result.stdout)
+    assert text.startswith('Offline answer to "Spell: word word')  # its start arrived...
+    assert billed >= 60_000  # ... and all of it
+    assert "Traceback" not in result.stderr
+
+
+def test_a_dash_reads_the_question_from_stdin_without_its_final_newline() -> None:
+    result = run("chat", "-", stdin="What is the capital of France?\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith('Offline answer to "What is the capital of France?": ')
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "line"),
+    [
+        pytest.param(["chat", "   "], None, "the question is blank", id="argument"),
+        pytest.param(["chat"], "\t \n\n", "the question from stdin is blank", id="pipe"),
+        pytest.param(
+            ["chat", "--file", "{blank}"], None, "the question in {blank} is blank", id="file"
+        ),
+    ],
+)
+def test_a_blank_question_exits_2_before_anything_is_sent(
+    args: list[str], stdin: str | None, line: str, tmp_path: Path
+) -> None:
+    blank = tmp_path / "blank.txt"
+    blank.write_text("  \n", encoding="utf-8")
+    result = run(*(a.format(blank=blank) for a in args), stdin=stdin)
+    assert result.returncode == 2
+    # One line: not even the offline backend's notice, so no request was made.
+    assert one_error_line(result) == f"streamkit: error: {line.format(blank=blank)} (see --help)"
+    assert result.stdout == ""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_no_question_on_a_terminal_says_so_rather_than_waiting_for_stdin() -> None:
+    import pty
+
+    primary, secondary = pty.openpty()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "streamkit", "chat"],
+            stdin=secondary,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=ROOT,
+            env=environment(),
+            check=False,
+        )
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert result.returncode == 2
+    assert one_error_line(result) == (
+        "streamkit: error: chat needs a question: an argument, - or a pipe for stdin,"
+        " --file PATH, or --replay FILE (see --help)"
+    )
+
+
+# ----------------------------------------------------------------------------- refused flags
+
+REPLAY = str(FIXTURES / "text_plain.sse")
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        pytest.param(
+            ["hi", "--speed", "2"],
+            "--speed has no effect on a live chat: it paces --replay FILE",
+            id="speed-live",
+        ),
+        pytest.param(
+            ["hi", "--instant"],
+            "--instant has no effect on a live chat: it paces --replay FILE",
+            id="instant-live",
+        ),
+        pytest.param(
+            ["hi", "--show", "thinking"],
+            "--show thinking has no effect without --thinking: the model only thinks when asked",
+            id="show-thinking-without-thinking",
+        ),
+        pytest.param(
+            ["--replay", REPLAY, "--model", "command-r7b-12-2024"],
+            "--model has no effect with --replay: nothing is sent",
+            id="model-replay",
+        ),
+        pytest.param(
+            ["--replay", REPLAY, "--system", "Be brief."],
+            "--system has no effect with --replay: nothing is sent",
+            id="system-replay",
+        ),
+        pytest.param(
+            ["--replay", REPLAY, "--tools", "{tools}"],
+            "--tools has no effect with --replay: nothing is sent;"
+            " --show tools prints the recorded tool calls",
+            id="tools-replay",
+        ),
+    ],
+)
+def test_a_flag_with_no_effect_in_the_chosen_mode_is_refused(
+    args: list[str], line: str, tools_file: Path, tmp_path: Path
+) -> None:
+    record = tmp_path / "never.sse"
+    extra = [] if "--replay" in args else ["--record", str(record)]
+    result = run("chat", *(a.format(tools=tools_file) for a in args), *extra)
+    assert result.returncode == 2
+    assert one_error_line(result) == f"streamkit: error: {line} (see --help)"
+    assert result.stdout == ""
+    assert not record.exists()  # checking --record's target left nothing behind
+
+
+# ----------------------------------------------------------------------------- files
+
+BINARY = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+
+
+@pytest.mark.parametrize(
+    ("command", "content", "why"),
+    [
+        pytest.param("replay", BINARY, "it is binary (byte 0 is not UTF-8 text)", id="replay"),
+        pytest.param("inspect", BINARY, "it is binary (byte 0 is not UTF-8 text)", id="inspect"),
+        pytest.param(
+            # The decoder also logs a warning, which would be a second line if printed.
+            "inspect",
+            b'data: {"type": "message-start", broken\n\n',
+            "no chat event could be read from it (MalformedEventError)",
+            id="malformed",
+        ),
+    ],
+)
+def test_a_file_that_is_not_a_recording_is_refused_in_one_line(
+    command: str, content: bytes, why: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "garbage.sse"
+    path.write_bytes(content)
+    result = run(command, str(path))
+    assert result.returncode == 2
+    assert one_error_line(result) == (
+        f"streamkit {command}: error: argument file: {path} is not a recording: {why} (see --help)"
+    )
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        pytest.param(
+            ["chat", "hi", "--documents", "{dir}"],
+            "streamkit chat: error: argument --documents: {dir} is a directory, not a file",
+            id="documents-dir",
+        ),
+        pytest.param(
+            ["chat", "hi", "--record", "{dir}"],
+            "streamkit chat: error: argument --record: {dir} is a directory;"
+            " give a file to record to",
+            id="record-dir",
+        ),
+        pytest.param(
+            # A name no file system takes: a target even root cannot write.
+            ["chat", "hi", "--record", "{dir}/{long}.sse"],
+            "streamkit chat: error: argument --record: cannot write {dir}/{long}.sse:"
+            " File name too long",
+            id="record-unwritable",
+        ),
+    ],
+)
+def test_paths_are_checked_before_anything_is_sent(
+    args: list[str], line: str, tmp_path: Path
+) -> None:
+    names = {"dir": tmp_path, "long": "x" * 300}
+    result = run(*(a.format(**names) for a in args))
+    assert result.returncode == 2
+    # One line: not even the offline backend's notice, so no request was made.
+    assert one_error_line(result) == line.format(**names) + " (see --help)"
+    assert result.stdout == ""
+
+
+@pytest.mark.skipif(
+    sys.platform == "win32" or os.geteuid() == 0, reason="POSIX permissions; root writes anyway"
+)
+def test_a_record_target_in_a_read_only_directory_is_refused(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    result = run("chat", "hi", "--record", str(locked / "r.sse"))
+    assert result.returncode == 2
+    assert one_error_line(result) == (
+        f"streamkit chat: error: argument --record: cannot write {locked / 'r.sse'}:"
+        " Permission denied (see --help)"
     )
