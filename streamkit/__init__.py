@@ -15,6 +15,8 @@ several consumers with ``stream.pipe(reactivex.operators.share())``. The operato
 the ``operators`` package; the errors in :mod:`streamkit.errors`.
 """
 
+import logging
+
 from streamkit._accumulate import MessageAccumulator, accumulate
 from streamkit._adapters import (
     AsyncStreamIterator,
@@ -86,6 +88,9 @@ from streamkit._stream import AsyncChatStream, ChatStream
 from streamkit._transport import DEFAULT_TIMEOUT
 from streamkit._version import __version__
 from streamkit.errors import NoEventLoopError
+
+# A library logs and lets the application decide where records go (logging HOWTO).
+logging.getLogger("streamkit").addHandler(logging.NullHandler())
 
 __all__ = [
     "CHAT_EVENT_ADAPTER",

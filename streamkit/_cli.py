@@ -422,7 +422,11 @@ def _online(args: argparse.Namespace) -> bool:
 @contextlib.contextmanager
 def _client(args: argparse.Namespace, stderr: TextIO) -> Iterator[Client]:
     if _online(args):
-        with Client() as client:
+        try:
+            online = Client()
+        except ValueError as error:  # a CO_API_URL that is no http(s) URL
+            _fail_usage(f"CO_API_URL: {error}")
+        with online as client:
             yield client
         return
     if not args.offline:

@@ -614,3 +614,12 @@ def test_a_record_target_that_cannot_be_created_is_refused(tmp_path: Path) -> No
         f"streamkit chat: error: argument --record: no such directory for {blocker / 'r.sse'}"
         " (see --help)"
     )
+
+
+def test_a_co_api_url_that_is_no_url_is_a_usage_error() -> None:
+    result = run("chat", "hi", env={"CO_API_KEY": "k", "CO_API_URL": "127.0.0.1:9"})
+    assert result.returncode == 2
+    assert one_error_line(result) == (
+        "streamkit: error: CO_API_URL: base_url '127.0.0.1:9' must be an http:// or https://"
+        " URL with a host, e.g. 'https://api.cohere.com'"
+    )
