@@ -100,8 +100,9 @@ def final_message() -> Callable[[Observable[ChatEvent]], Observable[ChatResponse
       stream the message arrives as the error's pending item instead.
 
     Streams are cold: each subscription sends its own request. To get the final message
-    and, say, the text as it streams from one request, share it first:
-    ``shared = stream.pipe(reactivex.operators.share())``.
+    and, say, the text as it streams from one request, publish it first
+    (``reactivex.operators.publish()``, then ``connect()`` once every consumer subscribed),
+    or use ``stream.final_message(on_text=...)``.
 
     Marble::
 

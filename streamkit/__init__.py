@@ -4,14 +4,17 @@
 
     from streamkit import Client, to_iterator
 
-    stream = Client().chat_stream(
-        model="command-a-03-2025", messages=[{"role": "user", "content": "Hi"}]
-    )
-    for event in to_iterator(stream):
-        print(event.type)
+    with Client.offline() as client:  # Client() with CO_API_KEY set talks to Cohere
+        stream = client.chat_stream(
+            model="command-a-03-2025", messages=[{"role": "user", "content": "Hi"}]
+        )
+        for event in to_iterator(stream):
+            print(event.type)
 
-Streams are cold: each subscription sends its own request. Share one request between
-several consumers with ``stream.pipe(reactivex.operators.share())``. The operators live in
+Streams are cold: each subscription sends its own request. To share one request between
+several consumers, publish it (``shared = stream.pipe(reactivex.operators.publish())``),
+subscribe each consumer, then ``shared.connect()``: unlike ``share()``, no consumer can
+subscribe after the first events went by. The operators live in
 the ``operators`` package; the errors in :mod:`streamkit.errors`.
 """
 

@@ -248,7 +248,18 @@ class Client:
         return self._transport
 
     @classmethod
-    def offline(cls, *, pacing: float = 0.0, **options: Any) -> Client:
+    def offline(
+        cls,
+        *,
+        pacing: float = 0.0,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        client_name: str | None = None,
+        max_retries: int = 2,
+        idle_timeout: float | None = None,
+        deadline: float | None = None,
+        max_line_size: int | None = None,
+    ) -> Client:
         """A client on the built-in offline backend, started now and stopped by ``close()``.
 
         No key and no network: an :class:`~streamkit.OfflineServer` on 127.0.0.1 answers
@@ -257,7 +268,15 @@ class Client:
 
         Args:
             pacing: Seconds between streamed events (about 0.03 to watch a reply appear).
-            **options: Any other :class:`Client` argument but ``api_key`` and ``base_url``.
+            timeout: As for :class:`Client`; so are the other arguments.
+            max_event_size: As for :class:`Client`.
+            client_name: As for :class:`Client`.
+            max_retries: As for :class:`Client`.
+            idle_timeout: As for :class:`Client`.
+            deadline: As for :class:`Client`.
+            max_line_size: As for :class:`Client`.
+
+        The backend is on loopback, so proxies from the environment are not used for it.
 
         Example:
             >>> from streamkit import Client
@@ -269,11 +288,22 @@ class Client:
         """
         server = OfflineServer(pacing=pacing).start()
         try:
-            client = cls("offline", base_url=server.base_url, **options)
+            client = cls(
+                "offline",
+                base_url=server.base_url,
+                max_event_size=max_event_size,
+                client_name=client_name,
+                max_retries=max_retries,
+                idle_timeout=idle_timeout,
+                deadline=deadline,
+                max_line_size=max_line_size,
+                transport=HttpxTransport(timeout=timeout, trust_env=False),
+            )
         except BaseException:
             server.stop()
             raise
         client._offline = server
+        client._owns_transport = True
         return client
 
     def __repr__(self) -> str:
@@ -478,19 +508,47 @@ class AsyncClient:
         return self._transport
 
     @classmethod
-    def offline(cls, *, pacing: float = 0.0, **options: Any) -> AsyncClient:
+    def offline(
+        cls,
+        *,
+        pacing: float = 0.0,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        client_name: str | None = None,
+        max_retries: int = 2,
+        idle_timeout: float | None = None,
+        deadline: float | None = None,
+        max_line_size: int | None = None,
+        transport: Literal["httpx", "native"] = "httpx",
+    ) -> AsyncClient:
         """An async client on the built-in offline backend; ``aclose()`` stops it.
 
-        See :meth:`Client.offline`; ``options`` are any other :class:`AsyncClient`
-        argument but ``api_key`` and ``base_url`` (``transport="native"`` included).
+        Takes :meth:`Client.offline`'s arguments, and ``transport`` (``"httpx"`` or
+        ``"native"``) as for :class:`AsyncClient`.
         """
+        chosen: AsyncTransport
+        if transport == "native":
+            chosen = NativeTransport(timeout=timeout, trust_env=False)
+        else:
+            chosen = AsyncHttpxTransport(timeout=timeout, trust_env=False)
         server = OfflineServer(pacing=pacing).start()
         try:
-            client = cls("offline", base_url=server.base_url, **options)
+            client = cls(
+                "offline",
+                base_url=server.base_url,
+                max_event_size=max_event_size,
+                client_name=client_name,
+                max_retries=max_retries,
+                idle_timeout=idle_timeout,
+                deadline=deadline,
+                max_line_size=max_line_size,
+                transport=chosen,
+            )
         except BaseException:
             server.stop()
             raise
         client._offline = server
+        client._owns_transport = True
         return client
 
     def __repr__(self) -> str:

@@ -439,7 +439,7 @@ class Attempt:
         return self.broken(error, timeout=isinstance(error, httpx.TimeoutException))
 
     def timed_out(self, reason: str) -> StreamTimeoutError:
-        """Our own ``"idle"`` timeout or ``"deadline"`` fired: the error."""
+        """Our own ``"idle"`` timeout or ``"deadline"`` fired: the error (it has no cause)."""
         plan = self._engine.plan
         count = self.decoder.events
         if reason == "idle":

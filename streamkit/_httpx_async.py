@@ -30,6 +30,8 @@ class AsyncHttpxTransport(HttpxRequests[httpx.AsyncClient]):
         http_client: An ``httpx.AsyncClient`` of yours, which ``aclose()`` leaves open;
             by default one is made (and closed) here.
         timeout: Seconds or an ``httpx.Timeout``, for the client made here.
+        trust_env: httpx's ``trust_env`` for the client made here (proxies and
+            certificates from the environment).
     """
 
     def __init__(
@@ -37,8 +39,9 @@ class AsyncHttpxTransport(HttpxRequests[httpx.AsyncClient]):
         http_client: httpx.AsyncClient | None = None,
         *,
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        trust_env: bool = True,
     ) -> None:
-        http = http_client or httpx.AsyncClient(timeout=timeout)
+        http = http_client or httpx.AsyncClient(timeout=timeout, trust_env=trust_env)
         super().__init__(http, owned=http_client is None)
 
     @property
@@ -91,7 +94,9 @@ class AsyncHttpxTransport(HttpxRequests[httpx.AsyncClient]):
         except httpx.HTTPError as error:
             failure = attempt.failed(error, guard.expired)
             if failure is not None:
-                raise failure from error
+                # The httpx error is the cause, except when our own timeout cut the socket:
+                # what httpx then saw (a peer that "closed") would only mislead.
+                raise failure from failure.__cause__
         finally:
             guard.stop()
             await response.aclose()

@@ -28,6 +28,8 @@ class HttpxTransport(HttpxRequests[httpx.Client]):
         http_client: Your own ``httpx.Client``; you keep ownership (``close()`` leaves it
             open). None makes one with ``timeout``.
         timeout: The timeout of the client made here (seconds or ``httpx.Timeout``).
+        trust_env: Whether the client made here reads proxies and certificates from the
+            environment (httpx's ``trust_env``).
     """
 
     def __init__(
@@ -35,8 +37,10 @@ class HttpxTransport(HttpxRequests[httpx.Client]):
         http_client: httpx.Client | None = None,
         *,
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        trust_env: bool = True,
     ) -> None:
-        super().__init__(http_client or httpx.Client(timeout=timeout), owned=not http_client)
+        http = http_client or httpx.Client(timeout=timeout, trust_env=trust_env)
+        super().__init__(http, owned=http_client is None)
 
     def close(self) -> None:
         """Close the ``httpx.Client`` if it was made here."""
@@ -81,7 +85,9 @@ class HttpxTransport(HttpxRequests[httpx.Client]):
         except httpx.HTTPError as error:
             failure = None if cancellation.cancelled else attempt.failed(error, guard.expired)
             if failure is not None:
-                raise failure from error
+                # The httpx error is the cause, except when our own timeout cut the socket:
+                # what httpx then saw (a peer that "closed") would only mislead.
+                raise failure from failure.__cause__
         finally:
             guard.stop()
             cancellation.detach()

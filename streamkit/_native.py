@@ -68,6 +68,8 @@ class NativeTransport:
             ``timeout_in_seconds`` overrides it.
         max_idle_per_origin: Idle keep-alive connections kept per origin.
         keepalive_expiry: Seconds an idle connection is kept.
+        trust_env: Whether to look at the proxy variables at all; False connects directly
+            whatever they say (for a server you know needs no proxy, such as loopback).
     """
 
     def __init__(
@@ -76,8 +78,10 @@ class NativeTransport:
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
         max_idle_per_origin: int = 20,
         keepalive_expiry: float = 5.0,
+        trust_env: bool = True,
     ) -> None:
         self._timeout = httpx.Timeout(timeout)
+        self._trust_env = trust_env
         self._pool = _Pool(max_idle_per_origin, keepalive_expiry)
 
     def __repr__(self) -> str:
@@ -102,7 +106,7 @@ class NativeTransport:
 
     async def stream(self, engine: StreamEngine) -> AsyncGenerator[ChatEvent, None]:
         """The request's events for ``async for``, with flow control (see the module doc)."""
-        run = _Run(self._pool, engine)
+        run = _Run(self._pool, engine, self._trust_env)
         loop = asyncio.get_running_loop()
         items: collections.deque[ChatEvent] = collections.deque()
         waiter: asyncio.Future[None] | None = None
@@ -145,7 +149,7 @@ class NativeTransport:
             await asyncio.gather(task, return_exceptions=True)
 
     async def _push(self, engine: StreamEngine, deliver: Deliver) -> None:
-        await _Run(self._pool, engine).run(deliver)
+        await _Run(self._pool, engine, self._trust_env).run(deliver)
 
     async def aclose(self) -> None:
         """Close every idle connection; connections released later are closed at once."""
@@ -221,9 +225,10 @@ def _origin(url: httpx.URL) -> Origin:
 class _Run:
     """One request over the native transport, its retries included."""
 
-    def __init__(self, pool: _Pool, engine: StreamEngine) -> None:
+    def __init__(self, pool: _Pool, engine: StreamEngine, trust_env: bool) -> None:
         self._pool = pool
         self._engine = engine
+        self._trust_env = trust_env
         self._connection: _Connection | None = None
         timeout = engine.request.extensions.get("timeout", {})
         self._connect_timeout: float | None = timeout.get("connect")
@@ -256,8 +261,7 @@ class _Run:
         """
         engine = self._engine
         url = engine.request.url
-        proxy = proxy_for(url)
-        if proxy is not None:
+        if self._trust_env and proxy_for(url) is not None:
             raise engine.final(
                 ProxyNotSupportedError(
                     f"a proxy is configured for {url.scheme}://{url.host} (from the environment)"

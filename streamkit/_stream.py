@@ -2,9 +2,13 @@
 
 Both are cold: each subscription opens its own request, and disposing the subscription
 closes that request's response at once. To share one request between several consumers,
-publish it::
+publish it, subscribe them all, then connect (the request starts then, so none misses an
+event, which ``ops.share()`` cannot promise a consumer that subscribes late)::
 
-    shared = client.chat_stream(model=..., messages=...).pipe(ops.share())
+    shared = client.chat_stream(model=..., messages=...).pipe(ops.publish())
+    shared.subscribe(speak)
+    shared.subscribe(log)
+    shared.connect()
 
 A :class:`ChatStream` pulls its events from a plain iterator factory. Subscribing runs the
 iterator on a daemon thread of its own (so ``subscribe`` returns at once), while

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Literal
 
 import httpx
 import pytest
@@ -113,3 +114,31 @@ def test_async_final_message_live_then_final(scripted: ScriptedServer) -> None:
 
     assert asyncio.run(main()) == ("one two", ["one", " two"])
     assert len(scripted.requests) == 1
+
+
+@pytest.mark.parametrize("transport", ["httpx", "native"])
+def test_offline_clients_ignore_proxy_variables(
+    monkeypatch: pytest.MonkeyPatch, transport: Literal["httpx", "native"]
+) -> None:
+    # The backend is on loopback: a corporate proxy setting must not break the examples.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with Client.offline() as client:
+        assert client.chat(model="m", messages=MESSAGES).finish_reason == "COMPLETE"
+
+    async def main() -> str | None:
+        async with AsyncClient.offline(transport=transport) as aclient:
+            reply = await aclient.chat_stream(model="m", messages=MESSAGES).final_message()
+        return reply.finish_reason
+
+    assert asyncio.run(main()) == "COMPLETE"
+
+
+def test_our_own_deadline_has_no_misleading_cause() -> None:
+    with Client.offline(pacing=0.05, deadline=0.3) as client:
+        stream = client.chat_stream(model="m", messages=MESSAGES)
+        with pytest.raises(E.StreamTimeoutError) as caught:
+            stream.final_message()
+    assert caught.value.reason == "deadline" and caught.value.__cause__ is None
