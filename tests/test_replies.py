@@ -99,7 +99,13 @@ KINDS: dict[str, JSON] = {
         "model": "command-a",
         "messages": [
             {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "image_url"}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Hi"},
+                    {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+                ],
+            },
         ],
     },
     "thinking": {**BASE, "thinking": THINKING},
@@ -476,6 +482,9 @@ def test_ids_depend_on_the_body() -> None:
         pytest.param({**BASE, "tools": [{"type": "function"}]}, "tools[0]", id="tool-no-name"),
         pytest.param({**BASE, "stream": "yes"}, "'stream'", id="stream-not-bool"),
         pytest.param(
+            {"model": "m", "messages": [{"role": "bogus"}]}, "messages[0].role", id="bogus-role"
+        ),
+        pytest.param(
             {**BASE, "messages": [*BASE["messages"], {"role": "tool", "content": "x"}]},
             "tool_call_id",
             id="tool-result-without-call-id",
@@ -487,6 +496,21 @@ def test_bad_bodies_are_refused(body: JSON, complaint: str) -> None:
         script_reply(body)
     # In the one tree, and still the ValueError it always was.
     assert isinstance(caught.value, StreamkitError) and isinstance(caught.value, ValueError)
+
+
+def test_an_unanswered_tool_result_lists_the_first_calls_made() -> None:
+    calls = [{"id": f"call_{n}", "type": "function"} for n in range(7)]
+    result = {"role": "tool", "tool_call_id": "call_9", "content": "x"}
+    body = {
+        **BASE,
+        "messages": [*BASE["messages"], {"role": "assistant", "tool_calls": calls}, result],
+    }
+    with pytest.raises(OfflineRequestError) as caught:
+        script_reply(body)
+    assert str(caught.value) == (
+        'messages[2].tool_call_id "call_9" answers no tool call made earlier in the conversation '
+        "(the calls made so far: 'call_0', 'call_1', 'call_2', 'call_3', 'call_4', ...)"
+    )
 
 
 # --- Properties -------------------------------------------------------------------------------
@@ -598,7 +622,14 @@ def _bodies(draw: st.DrawFn) -> JSON:
         "model": "command-a",
         "messages": [{"role": "user", "content": draw(st.text(max_size=120))}],
     }
-    body["messages"] += draw(_tool_results)
+    results = draw(_tool_results)
+    if results:
+        # A tool result answers a call made earlier in the conversation, as the API requires.
+        calls = [
+            {"id": call_id, "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+            for call_id in dict.fromkeys(result["tool_call_id"] for result in results)
+        ]
+        body["messages"] += [{"role": "assistant", "tool_calls": calls}, *results]
     optional: Mapping[str, st.SearchStrategy[Any]] = {
         "tools": st.lists(_tools, max_size=3),
         "documents": _documents,
