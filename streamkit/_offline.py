@@ -297,7 +297,8 @@ class _Handler(BaseHTTPRequestHandler):
             events = reply.stream_events() if streamed else []
             response = {} if streamed else reply.response()
         except OfflineRequestError as exc:
-            self._send_error(request_id, 422, f"invalid request: {exc}")
+            # Cohere answers a body with missing or invalid values with 400 (docs: "Errors").
+            self._send_error(request_id, 400, f"invalid request: {exc}")
             return
         except Exception as exc:
             # A bug in the scripts: say so in the reply rather than drop the connection.

@@ -275,11 +275,11 @@ def tokenize(text: str) -> list[str]:
         if len(word) <= _LONG_WORD or not word.isalpha():
             pieces.append(piece)
             continue
-        pieces.append(piece[: len(piece) - len(word) + _SUBWORD])
-        rest = word[_SUBWORD:]
-        while rest:
-            pieces.append(rest[:_SUBWORD])
-            rest = rest[_SUBWORD:]
+        # Slice at fixed offsets: re-slicing the remainder after each sub-word would copy it
+        # every time, quadratic in the word's length (a 2 MB word took 38 s).
+        first = len(piece) - len(word) + _SUBWORD
+        pieces.append(piece[:first])
+        pieces.extend(piece[i : i + _SUBWORD] for i in range(first, len(piece), _SUBWORD))
     return pieces
 
 
@@ -327,16 +327,12 @@ def _require(condition: bool, message: str) -> None:
 def _validate(body: Mapping[str, Any]) -> None:
     model = body.get("model")
     _require(isinstance(model, str) and model.strip() != "", "'model' is required: a model name")
-    messages = body.get("messages")
+    messages: Any = body.get("messages")
     _require(
         isinstance(messages, list) and len(messages) > 0,
         "'messages' is required: a non-empty list of messages",
     )
-    for position, message in enumerate(messages or []):
-        _require(
-            isinstance(message, Mapping) and isinstance(message.get("role"), str),
-            f"messages[{position}] must be an object with a 'role'",
-        )
+    _validate_messages(messages)
     for key in ("stream", "logprobs"):
         _require(body.get(key) is None or isinstance(body[key], bool), f"'{key}' must be a boolean")
     max_tokens = body.get("max_tokens")
@@ -364,6 +360,197 @@ def _validate(body: Mapping[str, Any]) -> None:
     )
     thinking = body.get("thinking")
     _require(thinking is None or isinstance(thinking, Mapping), "'thinking' must be an object")
+
+
+# --- Messages -----------------------------------------------------------------------------------
+#
+# The shapes of the official SDK's `ChatMessageV2` union (cohere 7.x, `types/chat_message_v2.py`),
+# checked as the API checks them so that a conversation the offline backend accepts also
+# passes live. Optional fields may be sent as null: the SDK's typed models, dumped with the
+# fields the caller set, do that.
+
+_ROLES = ("user", "assistant", "system", "tool")
+
+# The content parts each role may send: `Content` (user), `AssistantMessageV2ContentOneItem`,
+# `SystemMessageV2ContentOneItem` and `ToolContent`. The SDK also defines a `document` part
+# (`DocumentContent`) that none of its unions names; a user message may send it here, since
+# refusing what the API takes would break code that works live, while the reverse only
+# defers an error to the first live run.
+_PARTS: dict[str, tuple[str, ...]] = {
+    "user": ("text", "image_url", "document"),
+    "assistant": ("text", "thinking"),
+    "system": ("text",),
+    "tool": ("text", "document"),
+}
+
+_HINTED_CALL_IDS = 5
+
+
+def _validate_messages(messages: list[Any]) -> None:
+    """Check every message, and that each tool result answers a call made before it."""
+    call_ids: dict[str, None] = {}  # an ordered set, for the hint in the error
+    for position, message in enumerate(messages):
+        where = f"messages[{position}]"
+        _require(
+            isinstance(message, Mapping) and isinstance(message.get("role"), str),
+            f"{where} must be an object with a 'role'",
+        )
+        role = message["role"]
+        _require(
+            role in _ROLES,
+            f"{where}.role must be one of {_listed(_ROLES)}, not {_shown(role)}",
+        )
+        if role == "assistant":
+            call_ids.update(dict.fromkeys(_assistant_call_ids(where, message)))
+        elif role == "tool":
+            _check_tool_result(where, message, call_ids)
+        else:
+            _require(
+                _given(message, "content"),
+                f"{where}.content is required in a {role} message: a string or a list of "
+                f"content parts ({_listed(_PARTS[role])})",
+            )
+            _check_content(where, role, message["content"])
+
+
+def _assistant_call_ids(where: str, message: Mapping[str, Any]) -> list[str]:
+    """Check an assistant message and return the ids of the tool calls it made."""
+    for key, kind, expected in (
+        ("tool_calls", "a list of tool calls", list),
+        ("tool_plan", "a string", str),
+        ("citations", "a list of citations", list),
+    ):
+        _require(
+            not _given(message, key) or isinstance(message[key], expected),
+            f"{where}.{key} must be {kind}",
+        )
+    calls = message.get("tool_calls")
+    _require(
+        _given(message, "content") or bool(calls),
+        f"{where}.content or {where}.tool_calls is required in an assistant message "
+        "(a 'tool_plan' goes with the 'tool_calls' it plans)",
+    )
+    if _given(message, "content"):
+        _check_content(where, "assistant", message["content"])
+    ids: list[str] = []
+    for index, call in enumerate(calls or []):
+        here = f"{where}.tool_calls[{index}]"
+        _require(isinstance(call, Mapping), f"{here} must be an object with an 'id'")
+        _require(isinstance(call.get("id"), str), f"{here}.id is required: a string")
+        _require(call.get("type") in (None, "function"), f"{here}.type must be 'function'")
+        function = call.get("function")
+        _require(
+            function is None or isinstance(function, Mapping),
+            f"{here}.function must be an object with a 'name' and 'arguments'",
+        )
+        for key in ("name", "arguments"):
+            _require(
+                not _given(function or {}, key) or isinstance(function[key], str),
+                f"{here}.function.{key} must be a string",
+            )
+        ids.append(call["id"])
+    return ids
+
+
+def _check_tool_result(
+    where: str, message: Mapping[str, Any], call_ids: Mapping[str, None]
+) -> None:
+    call_id = message.get("tool_call_id")
+    _require(
+        isinstance(call_id, str),
+        f"{where}.tool_call_id is required in a tool message: the id of the tool call it answers",
+    )
+    if call_id not in call_ids:
+        hint = "no assistant message before it made a tool call"
+        if call_ids:
+            shown = [f"'{known}'" for known in list(call_ids)[:_HINTED_CALL_IDS]]
+            if len(call_ids) > _HINTED_CALL_IDS:
+                shown.append("...")
+            hint = f"the calls made so far: {', '.join(shown)}"
+        raise OfflineRequestError(
+            f"{where}.tool_call_id {_shown(call_id)} answers no tool call made earlier in the "
+            f"conversation ({hint})"
+        )
+    _require(
+        _given(message, "content"),
+        f"{where}.content is required in a tool message: the tool's output as a string or a "
+        f"list of content parts ({_listed(_PARTS['tool'])})",
+    )
+    _check_content(where, "tool", message["content"])
+
+
+def _check_content(where: str, role: str, content: Any) -> None:
+    """Check a message's `content`: a string or a list of the parts its role may send."""
+    parts = _PARTS[role]
+    if isinstance(content, str):
+        return
+    _require(
+        isinstance(content, list),
+        f"{where}.content must be a string or a list of content parts ({_listed(parts)}), "
+        f"not {_json_kind(content)}",
+    )
+    for index, part in enumerate(content):
+        here = f"{where}.content[{index}]"
+        kind: Any = part.get("type") if isinstance(part, Mapping) else None
+        _require(
+            isinstance(kind, str), f"{here} must be a content part with a 'type': {_listed(parts)}"
+        )
+        _require(
+            kind in parts,
+            f"{here}.type {_shown(kind)} is not a content part of {role} messages: "
+            f"use {_listed(parts)}",
+        )
+        _check_part(here, kind, part)
+
+
+def _check_part(where: str, kind: str, part: Mapping[str, Any]) -> None:
+    """Check one content part's own field (`TextContent`, `ImageUrlContent`, ...)."""
+    value: Any = part.get(kind)
+    if kind in ("text", "thinking"):
+        _require(isinstance(value, str), f"{where}.{kind} is required: a string")
+    elif kind == "image_url":
+        _require(
+            isinstance(value, Mapping) and isinstance(value.get("url"), str),
+            f"{where}.image_url must be an object with a 'url' string "
+            "(a web URL or a base64 data URI)",
+        )
+    else:
+        # The SDK types `data` as an object, but Cohere's own tool-use guide sends
+        # `{"data": json.dumps(result)}`: the API takes a JSON string too.
+        _require(
+            isinstance(value, Mapping) and isinstance(value.get("data"), Mapping | str),
+            f"{where}.document must be an object with a 'data' object or JSON string "
+            "(and an optional 'id')",
+        )
+        _require(
+            not _given(value, "id") or isinstance(value["id"], str),
+            f"{where}.document.id must be a string",
+        )
+
+
+def _given(message: Mapping[str, Any], key: str) -> bool:
+    """Whether an optional field was sent with a value (null counts as not sent)."""
+    return message.get(key) is not None
+
+
+def _listed(names: Sequence[str]) -> str:
+    quoted = [f"'{name}'" for name in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def _shown(value: Any) -> str:
+    """A value from the request, short enough to quote in an error message."""
+    text = json.dumps(value, ensure_ascii=False, default=repr)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value other than a string or a list is, in words."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a number" if isinstance(value, int | float) else "an object"
 
 
 def _text_of(content: Any) -> str:
@@ -445,6 +632,10 @@ def script_reply(body: Mapping[str, Any]) -> ScriptedReply:
     ``max_tokens`` / ``stop_sequences`` cut the content short (``MAX_TOKENS`` /
     ``STOP_SEQUENCE``); tool-calling turns are never cut.
 
+    The messages are checked as the API checks them: the four roles, the content each role
+    needs and the content parts it may send (the official SDK's ``ChatMessageV2`` shapes), and
+    tool results that answer a tool call made earlier in the conversation.
+
     Args:
         body: The parsed JSON request body.
 
@@ -452,7 +643,7 @@ def script_reply(body: Mapping[str, Any]) -> ScriptedReply:
         The scripted reply; the same for the same body, whatever its ``stream`` value.
 
     Raises:
-        OfflineRequestError: The body is not a chat request this backend can answer (HTTP 422).
+        OfflineRequestError: The body is not a chat request the API would accept (HTTP 400).
     """
     _validate(body)
     hasher = _Hasher(_request_seed(body))
@@ -705,10 +896,6 @@ def _trailing_tool_results(messages: Sequence[Mapping[str, Any]]) -> list[Mappin
     for message in reversed(messages):
         if message.get("role") != "tool":
             break
-        _require(
-            isinstance(message.get("tool_call_id"), str),
-            "tool messages need a 'tool_call_id' naming the call they answer",
-        )
         results.append(message)
     return results[::-1]
 

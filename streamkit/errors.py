@@ -37,7 +37,7 @@
     ├── ToolArgumentsError               a tool call's joined arguments are not valid JSON
     ├── NoEventLoopError                 an async stream subscribed with no asyncio loop to run on
     ├── ServerNotRunningError            an OfflineServer's address asked for while it is stopped
-    └── OfflineRequestError              a request body the OfflineServer cannot answer (its 422)
+    └── OfflineRequestError              a request body the OfflineServer cannot answer (its 400)
 
 Transport failures stay catchable as httpx errors: ``APIConnectionError`` and
 ``StreamInterruptedError`` are also ``httpx.TransportError``, and the two timeout classes
@@ -487,7 +487,7 @@ class ServerNotRunningError(StreamkitError):
 
 
 class OfflineRequestError(StreamkitError, ValueError):
-    """A request body the offline backend cannot answer; the server turns it into HTTP 422.
+    """A request body the offline backend cannot answer; the server turns it into HTTP 400.
 
     It is also a ``ValueError``: the body's values are what is wrong.
     """

@@ -223,9 +223,9 @@ def test_unauthorised(server: OfflineServer, headers: dict[str, str]) -> None:
         pytest.param(b"[1, 2]", 400, "JSON object", id="not-an-object"),
         pytest.param(b"null", 400, "JSON object", id="null"),
         pytest.param(b"[" * 100_000, 400, "valid JSON", id="too-deep"),
-        pytest.param(b'{"messages": [{"role": "user"}]}', 422, "'model'", id="no-model"),
-        pytest.param(b'{"model": "m"}', 422, "'messages'", id="no-messages"),
-        pytest.param(b'{"model": "m", "messages": []}', 422, "non-empty", id="empty-messages"),
+        pytest.param(b'{"messages": [{"role": "user"}]}', 400, "'model'", id="no-model"),
+        pytest.param(b'{"model": "m"}', 400, "'messages'", id="no-messages"),
+        pytest.param(b'{"model": "m", "messages": []}', 400, "non-empty", id="empty-messages"),
     ],
 )
 def test_bad_bodies(client: httpx.Client, content: bytes, status: int, complaint: str) -> None:

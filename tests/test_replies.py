@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -98,7 +99,13 @@ KINDS: dict[str, JSON] = {
         "model": "command-a",
         "messages": [
             {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": [{"type": "text", "text": "Hi"}, {"type": "image_url"}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Hi"},
+                    {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+                ],
+            },
         ],
     },
     "thinking": {**BASE, "thinking": THINKING},
@@ -475,6 +482,9 @@ def test_ids_depend_on_the_body() -> None:
         pytest.param({**BASE, "tools": [{"type": "function"}]}, "tools[0]", id="tool-no-name"),
         pytest.param({**BASE, "stream": "yes"}, "'stream'", id="stream-not-bool"),
         pytest.param(
+            {"model": "m", "messages": [{"role": "bogus"}]}, "messages[0].role", id="bogus-role"
+        ),
+        pytest.param(
             {**BASE, "messages": [*BASE["messages"], {"role": "tool", "content": "x"}]},
             "tool_call_id",
             id="tool-result-without-call-id",
@@ -488,6 +498,21 @@ def test_bad_bodies_are_refused(body: JSON, complaint: str) -> None:
     assert isinstance(caught.value, StreamkitError) and isinstance(caught.value, ValueError)
 
 
+def test_an_unanswered_tool_result_lists_the_first_calls_made() -> None:
+    calls = [{"id": f"call_{n}", "type": "function"} for n in range(7)]
+    result = {"role": "tool", "tool_call_id": "call_9", "content": "x"}
+    body = {
+        **BASE,
+        "messages": [*BASE["messages"], {"role": "assistant", "tool_calls": calls}, result],
+    }
+    with pytest.raises(OfflineRequestError) as caught:
+        script_reply(body)
+    assert str(caught.value) == (
+        'messages[2].tool_call_id "call_9" answers no tool call made earlier in the conversation '
+        "(the calls made so far: 'call_0', 'call_1', 'call_2', 'call_3', 'call_4', ...)"
+    )
+
+
 # --- Properties -------------------------------------------------------------------------------
 
 
@@ -496,6 +521,46 @@ def test_tokens_join_back_into_the_text(text: str) -> None:
     pieces = tokenize(text)
     assert "".join(pieces) == text
     assert all(pieces)
+
+
+def _tokenize_by_the_book(text: str) -> list[str]:
+    """The tokenizer as first written (quadratic in a word's length): the pieces to keep."""
+    pieces: list[str] = []
+    for match in re.finditer(r"\s*(?:[^\W\d_]+|\d+|[^\w\s]|_)|\s+", text):
+        piece = match.group()
+        word = piece.lstrip()
+        if len(word) <= 7 or not word.isalpha():
+            pieces.append(piece)
+            continue
+        pieces.append(piece[: len(piece) - len(word) + 5])
+        rest = word[5:]
+        while rest:
+            pieces.append(rest[:5])
+            rest = rest[5:]
+    return pieces
+
+
+@given(st.text() | st.text(alphabet="ab é\t漢", max_size=80))
+def test_tokens_are_split_where_they_always_were(text: str) -> None:
+    assert tokenize(text) == _tokenize_by_the_book(text)
+
+
+def test_tokenizing_a_long_word_is_linear() -> None:
+    def seconds(size: int) -> float:
+        word = "a" * size
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            pieces = tokenize(word)
+            best = min(best, time.perf_counter() - start)
+        assert len(pieces) == size // 5 and pieces[-1] == "aaaaa"
+        return best
+
+    one, two = seconds(1_000_000), seconds(2_000_000)
+    # Quadratic took 4.2 s and 38 s here; linear takes a few hundredths of a second. The
+    # bounds are generous for a loaded machine: doubling the input may not quadruple the time.
+    assert one < 1.0 and two < 1.0
+    assert two < 4 * one + 0.05
 
 
 _names = st.from_regex(r"[a-z][a-z_]{0,11}", fullmatch=True)
@@ -557,7 +622,14 @@ def _bodies(draw: st.DrawFn) -> JSON:
         "model": "command-a",
         "messages": [{"role": "user", "content": draw(st.text(max_size=120))}],
     }
-    body["messages"] += draw(_tool_results)
+    results = draw(_tool_results)
+    if results:
+        # A tool result answers a call made earlier in the conversation, as the API requires.
+        calls = [
+            {"id": call_id, "type": "function", "function": {"name": "lookup", "arguments": "{}"}}
+            for call_id in dict.fromkeys(result["tool_call_id"] for result in results)
+        ]
+        body["messages"] += [{"role": "assistant", "tool_calls": calls}, *results]
     optional: Mapping[str, st.SearchStrategy[Any]] = {
         "tools": st.lists(_tools, max_size=3),
         "documents": _documents,
