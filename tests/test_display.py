@@ -393,13 +393,14 @@ def test_in_terminal_ipython_the_async_twin_types_the_reply_too(offline: Offline
             stream = client.chat_stream(
                 model="command-a-03-2025", messages=[{"role": "user", "content": "Hi"}]
             )
-            return await adisplay_stream(stream, file=out)
+            return await adisplay_stream(stream, file=out, clock=out.clock)
 
     reply = asyncio.run(main())
     (text,) = reply.message.content or []
     assert isinstance(text, TextContent)
     assert out.getvalue().startswith(text.text + "\n— finish COMPLETE")
-    assert len(out.writes) > 10  # a write per delta, not one at the end
+    # A write per delta, as its event is read, not all at the end.
+    assert len({at for at, _ in out.writes}) > 10
 
 
 def ipython(*arguments: str, home: Path) -> subprocess.Popen[bytes]:
@@ -414,7 +415,7 @@ def ipython(*arguments: str, home: Path) -> subprocess.Popen[bytes]:
         [*command, "--colors=nocolor", "--HistoryManager.enabled=False", *arguments],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.PIPE,  # only a few lines of warnings, if any: read at the end
         cwd=ROOT,
         env=environment,
     )
@@ -499,6 +500,9 @@ def test_a_terminal_ipython_shows_the_text_while_it_streams(tmp_path: Path) -> N
         finally:
             shell.kill()  # when an assertion failed, or it hangs; else it has ended already
             printed = output.rest()
+        assert shell.stderr is not None
+        errors = shell.stderr.read().decode()
+    assert shell.returncode == 0, errors
     thinking, answer, footer, returned = printed.splitlines()[1:]
     assert thinking.startswith('Thinking: The user wrote "Hi".')
     assert answer.startswith('Offline answer to "Hi": ') and answer.endswith("meanwhile.")
@@ -516,7 +520,8 @@ client.chat_stream(model="command-a-03-2025", messages=question, documents=["Par
 exit()
 """
     with ipython(home=tmp_path) as shell:
-        printed, _ = shell.communicate(script.encode(), timeout=60)
+        printed, errors = shell.communicate(script.encode(), timeout=60)
+    assert shell.returncode == 0, errors.decode()
     text = printed.decode()
     assert 'Here is what the documents say about "Tell me about Paris".' in text
     assert 'Citations:\n  "Paris is big"[1]\nSources:\n  [1] document doc:0: Paris is big.' in text
