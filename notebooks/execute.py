@@ -16,12 +16,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
+import zmq
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from traitlets.config import Config
 
 # nbformat has no type annotations: name what its two functions take and give.
 read_notebook: Callable[..., nbformat.NotebookNode] = nbformat.read
@@ -43,7 +46,8 @@ def execute(path: Path) -> nbformat.NotebookNode:
 
     The kernel runs in the notebook's folder, with the repository on its ``PYTHONPATH`` so
     that a checkout works without installing streamkit, and with ``CO_API_KEY`` removed so
-    that nothing can reach Cohere.
+    that nothing can reach Cohere. It talks to this process over Unix sockets in a private
+    temporary folder where ZeroMQ has them (see :func:`_kernel_config`).
 
     Raises:
         nbclient.exceptions.CellExecutionError: If a cell fails.
@@ -53,20 +57,38 @@ def execute(path: Path) -> nbformat.NotebookNode:
     environment["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT), *filter(None, [environment.get("PYTHONPATH")])]
     )
-    client = NotebookClient(
-        notebook,
-        timeout=CELL_TIMEOUT,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(path.parent)}},
-    )
-    # Only the kernel's process gets this environment.
-    client.execute(env=environment)
+    with tempfile.TemporaryDirectory(prefix="streamkit-kernel-") as sockets:
+        client = NotebookClient(
+            notebook,
+            timeout=CELL_TIMEOUT,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+            config=_kernel_config(Path(sockets)),
+        )
+        # Only the kernel's process gets this environment.
+        client.execute(env=environment)
     for cell in notebook.cells:
         # Wall-clock timestamps would change every file on every run.
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
             cell.outputs = _merge_streams(cell.outputs)
     return notebook
+
+
+def _kernel_config(sockets: Path) -> Config:
+    """Connect to the kernel over IPC (Unix sockets in ``sockets``) where ZeroMQ can.
+
+    Over TCP, ipykernel warns on stderr, once per kernel, that the connection is not
+    encrypted. Here that is harmless (loopback, a kernel that lives for one notebook, a key
+    that signs every message), but the warning is noise in every run, so the kernel gets the
+    transport it recommends instead. The socket path must be absolute: jupyter_client's
+    default (``kernel-ipc``) is relative, and the kernel runs in the notebook's folder while
+    this process may run anywhere, so each side would look in a different place. Where
+    ZeroMQ has no IPC, the kernel keeps TCP (and its warning).
+    """
+    if not zmq.has("ipc"):
+        return Config()
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "kernel")}})
 
 
 def _merge_streams(outputs: list[nbformat.NotebookNode]) -> list[nbformat.NotebookNode]:

@@ -4,8 +4,9 @@
   IPython display handle, no widget library) while the events arrive: the text so far, the
   thinking in a collapsible block, the tool plan, tool calls with their arguments filling
   in, citations highlighted on the spans they cite with their sources listed, and a footer
-  with the finish reason, usage and timing. Outside a Jupyter kernel it prints the reply
-  once it is complete.
+  with the finish reason, usage and timing. In a terminal IPython, where nothing can be
+  updated in place, it types the reply out as it arrives and ends with the same sources and
+  footer; elsewhere (a script) it prints the reply once it is complete.
 * :func:`render_html` and :func:`render_text` turn an event, a :class:`~streamkit.ChatResponse`,
   a tool call or a citation (the wire models and the ``operators`` results) into HTML or
   plain text. Inside IPython they are registered with its display formatters when streamkit
@@ -417,16 +418,27 @@ def _message_text(response: ChatResponse, progress: _Progress | None = None) -> 
     )
     if message.tool_plan:
         lines.append("Plan: " + _highlight_text(message.tool_plan, plan_spans))
-    for i, call in enumerate(message.tool_calls or ()):
-        lines.append(
-            f"Tool call {i}: {call.function.name}({_arguments_text(call.function.arguments)})"
-            f"  [{call.id}]"
-        )
+    lines.extend(_tool_call_text(i, call) for i, call in enumerate(message.tool_calls or ()))
     lines.extend(
         _highlight_text(item.text, by_block.get(i, []))
         for i, item in enumerate(content)
         if isinstance(item, TextContent)
     )
+    lines.extend(_sources_and_footer_text(response, progress, sources))
+    return "\n".join(lines)
+
+
+def _tool_call_text(index: int, call: ToolCall, *, complete: bool = True) -> str:
+    arguments = call.function.arguments
+    shown = _arguments_text(arguments) if complete else arguments + "…"
+    return f"Tool call {index}: {call.function.name}({shown})  [{call.id}]"
+
+
+def _sources_and_footer_text(
+    response: ChatResponse, progress: _Progress, sources: _Sources
+) -> list[str]:
+    """The lines under the reply's text: its numbered sources, then the footer."""
+    lines: list[str] = []
     if sources.items:
         lines.append("Sources:")
         lines.extend("  " + _source_text(n, s) for n, s in enumerate(sources.items, start=1))
@@ -435,7 +447,7 @@ def _message_text(response: ChatResponse, progress: _Progress | None = None) -> 
     )
     if footer:
         lines.append("— " + " · ".join(footer))
-    return "\n".join(lines)
+    return lines
 
 
 # ----------------------------------------------------------------------------- events
@@ -729,48 +741,166 @@ class _Live:
         elif error is not None:
             self.error = f"{type(error).__name__}: {error}"
 
-    def view(self) -> _View:
-        response = self.accumulator.snapshot()
-        progress = _Progress(
+    def progress(self) -> _Progress:
+        return _Progress(
             streaming=self.streaming,
             open_calls=frozenset(self.open_calls),
             stats=self.stats.stats(self.end),
             error=self.error,
         )
+
+    def view(self) -> _View:
+        response = self.accumulator.snapshot()
+        progress = self.progress()
         return _View(_message_html(response, progress), _message_text(response, progress))
+
+
+def _running_shell() -> InteractiveShell | None:
+    module = sys.modules.get("IPython")  # never imported here: only looked up if running
+    if module is None:
+        return None
+    shell: InteractiveShell | None = module.get_ipython()
+    return shell
 
 
 def _kernel_shell() -> InteractiveShell | None:
     """The running IPython shell when it is a Jupyter kernel (which can update outputs)."""
-    module = sys.modules.get("IPython")
-    if module is None:
-        return None
-    shell: InteractiveShell | None = module.get_ipython()
+    shell = _running_shell()
     if shell is None or getattr(shell, "kernel", None) is None:
         return None
     return shell
 
 
-def _open_display(live: _Live) -> DisplayHandle | None:
-    if _kernel_shell() is None:
-        return None
-    from IPython import display as ipython_display  # only reached inside a running kernel
+def _in_terminal_ipython() -> bool:
+    """Whether IPython runs without a Jupyter kernel: ``ipython`` in a terminal, ``embed()``.
 
-    show: Callable[..., DisplayHandle | None] = ipython_display.display  # untyped upstream
-    return show(live.view(), display_id=True)
+    Such a shell prints what it displays (display ids exist only in the Jupyter messaging
+    protocol), so an output cannot be updated in place, but a person is watching.
+    """
+    return _running_shell() is not None and _kernel_shell() is None
 
 
-def _throttled(handle: DisplayHandle, live: _Live, interval: float) -> Callable[[], None]:
-    last = time.monotonic()
+class _Output(Protocol):
+    """Where a live view goes: told of each event, then closed once the stream ends."""
 
-    def maybe_update() -> None:
-        nonlocal last
+    def event(self, event: ChatEvent) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Updating:
+    """A display updated in place (Jupyter): at most once per interval, and at the end."""
+
+    def __init__(self, handle: DisplayHandle, live: _Live, interval: float) -> None:
+        self._handle = handle
+        self._live = live
+        self._interval = interval
+        self._last = time.monotonic()
+
+    def event(self, event: ChatEvent) -> None:  # noqa: ARG002 - the view reads the fold
         now = time.monotonic()
-        if now - last >= interval:
-            last = now
-            handle.update(live.view())
+        if now - self._last >= self._interval:
+            self._last = now
+            self._handle.update(self._live.view())
 
-    return maybe_update
+    def close(self) -> None:
+        self._handle.update(self._live.view())
+
+
+class _PrintedOnce:
+    """Plain text printed once the stream ends (outside IPython: a script, a pipe)."""
+
+    def __init__(self, live: _Live, out: TextIO) -> None:
+        self._live = live
+        self._out = out
+
+    def event(self, event: ChatEvent) -> None:
+        pass
+
+    def close(self) -> None:
+        self._out.write(self._live.view().text + "\n")
+        self._out.flush()
+
+
+class _Typed:
+    """The reply typed out as it arrives, for a terminal IPython, then what comes at the end.
+
+    In the order and wording of the plain-text view (``render_text`` of the reply): the
+    thinking and the plan labelled, each tool call once its arguments are complete, the
+    text. Citations arrive after the text they cite, so instead of marks in it the end lists
+    the cited spans with their source numbers, then the sources and the footer.
+    """
+
+    def __init__(self, live: _Live, out: TextIO) -> None:
+        self._live = live
+        self._out = out
+        self._part: tuple[str, int] | None = None
+        """What the last write belonged to: its kind and block (or tool call) index."""
+        self._line_open = False
+        self._calls_shown: set[int] = set()
+
+    def _write(self, part: tuple[str, int], text: str, label: str = "") -> None:
+        if not text:
+            return
+        start = ""
+        if part != self._part:
+            start = ("\n" if self._line_open else "") + label
+        # The state changes before the write: a Ctrl-C may land in the middle of it, and
+        # close() must still end the line.
+        self._part = part
+        self._line_open = not text.endswith("\n")
+        self._out.write(start + text)
+        self._out.flush()
+
+    def event(self, event: ChatEvent) -> None:
+        if isinstance(event, ContentDeltaEvent):
+            if event.thinking:
+                self._write(("thinking", event.index), event.thinking, "Thinking: ")
+            elif event.text:
+                self._write(("text", event.index), event.text)
+        elif isinstance(event, ToolPlanDeltaEvent):
+            self._write(("plan", 0), event.tool_plan, "Plan: ")
+        elif isinstance(event, ToolCallEndEvent):
+            self._tool_calls(self._live.accumulator.snapshot(), only=event.index)
+
+    def _tool_calls(self, response: ChatResponse, *, only: int | None = None) -> None:
+        """Print the calls not printed yet (``only`` that one, once its arguments are in)."""
+        for index, call in enumerate(response.message.tool_calls or ()):
+            if index in self._calls_shown or only not in (None, index):
+                continue
+            self._calls_shown.add(index)
+            # Unshown calls left at close(): the stream ended before their tool-call-end.
+            line = _tool_call_text(index, call, complete=only is not None)
+            self._write(("tool call", index), line + "\n")
+
+    def close(self) -> None:
+        response = self._live.accumulator.snapshot()
+        self._tool_calls(response)
+        if self._line_open:
+            self._line_open = False
+            self._out.write("\n")
+        sources = _Sources()
+        by_block, plan_spans = _place_citations(response, sources)
+        spans = [*plan_spans, *(span for i in sorted(by_block) for span in by_block[i])]
+        lines = ["Citations:"] if spans else []
+        lines.extend(f'  "{span.text}"[{_marks(span.numbers)}]' for span in spans)
+        lines.extend(_sources_and_footer_text(response, self._live.progress(), sources))
+        self._out.write("".join(line + "\n" for line in lines))
+        self._out.flush()
+
+
+def _open_output(
+    live: _Live, handle: DisplayHandle | None, interval: float, file: TextIO | None
+) -> _Output:
+    if handle is None and _kernel_shell() is not None:
+        from IPython import display as ipython_display  # only reached inside a running kernel
+
+        show: Callable[..., DisplayHandle] = ipython_display.display  # untyped upstream
+        handle = show(live.view(), display_id=True)
+    if handle is not None:
+        return _Updating(handle, live, interval)
+    out = file if file is not None else sys.stdout
+    return _Typed(live, out) if _in_terminal_ipython() else _PrintedOnce(live, out)
 
 
 def display_stream(
@@ -786,8 +916,11 @@ def display_stream(
     Subscribes (a client's stream sends its request now), shows the reply as it grows (at
     most one update per ``interval`` seconds, and always the final state) and returns when
     the stream ends. Interrupting the kernel cancels the request and keeps what arrived on
-    screen. Outside a Jupyter kernel nothing updates in place, so the reply is printed (as
-    :func:`render_text` gives it) once complete.
+    screen. In a terminal IPython (``ipython``, no Jupyter front end) nothing can be
+    updated in place, so the text is printed as it arrives (thinking and the tool plan
+    labelled, each tool call once complete), followed by the cited spans, the sources and
+    the footer. Elsewhere (a script) the reply is printed, as :func:`render_text` gives it,
+    once complete.
 
     In IPython, displaying a client's stream (ending a cell with it) does the same.
 
@@ -797,7 +930,7 @@ def display_stream(
 
     Args:
         source: The stream: any Observable of chat events (a client's stream, a replay...).
-        interval: The least number of seconds between two updates.
+        interval: The least number of seconds between two updates of a Jupyter display.
         handle: Where to show it; by default a new IPython display. Anything with an
             ``update(obj)`` method works (the object has ``_repr_html_`` and a text repr).
         file: Where to print outside Jupyter (default ``sys.stdout``).
@@ -811,20 +944,18 @@ def display_stream(
         KeyboardInterrupt: When interrupted, after the request is cancelled.
     """
     live = _Live(clock)
-    shown = handle or _open_display(live)
-    update = _throttled(shown, live, interval) if shown is not None else None
+    output = _open_output(live, handle, interval, file)
     try:
         with to_iterator(source) as events:
             for event in events:
                 live.add(event)
-                if update is not None:
-                    update()
+                output.event(event)
     except BaseException as error:
         live.finish(error)
-        _show_final(live, shown, file)
+        output.close()
         raise
     live.finish()
-    _show_final(live, shown, file)
+    output.close()
     return live.accumulator.snapshot()
 
 
@@ -844,7 +975,7 @@ async def adisplay_stream(
 
     Args:
         source: The stream: any Observable of chat events.
-        interval: The least number of seconds between two updates.
+        interval: The least number of seconds between two updates of a Jupyter display.
         handle: Where to show it; by default a new IPython display.
         file: Where to print outside Jupyter (default ``sys.stdout``).
         clock: The clock that times the events (seconds).
@@ -853,31 +984,19 @@ async def adisplay_stream(
         The whole reply.
     """
     live = _Live(clock)
-    shown = handle or _open_display(live)
-    update = _throttled(shown, live, interval) if shown is not None else None
+    output = _open_output(live, handle, interval, file)
     try:
         async with to_async_iterator(source) as events:
             async for event in events:
                 live.add(event)
-                if update is not None:
-                    update()
+                output.event(event)
     except BaseException as error:
         live.finish(error)
-        _show_final(live, shown, file)
+        output.close()
         raise
     live.finish()
-    _show_final(live, shown, file)
+    output.close()
     return live.accumulator.snapshot()
-
-
-def _show_final(live: _Live, handle: DisplayHandle | None, file: TextIO | None) -> None:
-    view = live.view()
-    if handle is not None:
-        handle.update(view)
-        return
-    out = file if file is not None else sys.stdout
-    out.write(view.text + "\n")
-    out.flush()
 
 
 # ----------------------------------------------------------------------------- IPython

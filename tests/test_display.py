@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import html
 import io
 import json
+import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import reactivex
 
 import streamkit._display as display_module
 from operators import assemble_tool_calls, pair_citations
@@ -25,6 +29,8 @@ from streamkit import (
     Client,
     MessageAccumulator,
     OfflineServer,
+    TextContent,
+    ThinkingContent,
     adisplay_stream,
     from_events,
     from_sse_file,
@@ -37,6 +43,7 @@ from streamkit import (
 from streamkit.errors import ServerStreamError
 
 FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parent.parent
 
 # A turn with everything the view shows: a tool plan, two tool calls whose arguments arrive
 # in fragments, an answer with three citations (a document, a tool result, and one span
@@ -271,6 +278,255 @@ def test_outside_jupyter_the_reply_is_printed_once_complete() -> None:
     assert "\nParis[1] is sunny at 18 degrees[1,2] <script>" in printed
     assert "Sources:\n  [1] document doc:0 <Cities>" in printed
     assert printed.count("Paris[1]") == 1
+
+
+# ----------------------------------------------------------------------------- terminal IPython
+
+
+@pytest.fixture
+def terminal_ipython() -> Iterator[None]:
+    """A running IPython shell that is no Jupyter kernel, as in ``ipython`` in a terminal."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    InteractiveShell.instance()
+    yield
+    InteractiveShell.clear_instance()
+
+
+class Typewriter(io.StringIO):
+    """A terminal that notes each write with the clock's reading: which event it came with."""
+
+    def __init__(self, clock: StepClock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.writes: list[tuple[float, str]] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append((self.clock.now, text))
+        return super().write(text)
+
+
+def notebook_text(events: list[ChatEvent]) -> str:
+    """The plain text a Jupyter display of these events ends with."""
+    handle = FakeHandle()
+    display_module.display_stream(from_events(events), handle=handle, clock=StepClock())
+    return repr(handle.updates[-1])
+
+
+@pytest.mark.usefixtures("terminal_ipython")
+def test_in_terminal_ipython_the_reply_is_typed_as_it_arrives() -> None:
+    events = tools_and_citations()
+    clock = StepClock()
+    out = Typewriter(clock)
+    reply = display_module.display_stream(from_events(events), file=out, clock=clock)
+    assert reply == final(events)
+    # The clock is read once to start and once per event: event n comes at n + 2.
+    written: dict[float, str] = {}
+    for at, text in out.writes:
+        written[at] = written.get(at, "") + text
+    for n, event in enumerate(events):
+        if event.type == "content-delta":
+            assert written[n + 2] == getattr(event, "text", None)
+    printed = out.getvalue()
+    assert printed.startswith(
+        "Plan: I will look up the <weather>.\n"
+        'Tool call 0: get_weather({"city": "Paris"})  [get_weather_1]\n'
+        "Tool call 1: get_time({})  [get_time]\n"
+        f"{TEXT}\n"
+        "Citations:\n"
+        '  "Paris"[1]\n'
+        '  "18 degrees"[1,2]\n'
+        '  "okyo "[3]\n'
+        "Sources:\n"
+    )
+    # It ends with what a notebook shows under the text: the sources and the footer.
+    shown = notebook_text(events)
+    assert printed.endswith(shown[shown.index("\nSources:\n") + 1 :] + "\n")
+    assert "— finish COMPLETE · tokens in 215 / out 21 · billed in 9 / out 21" in printed
+
+
+@pytest.mark.usefixtures("terminal_ipython")
+def test_in_terminal_ipython_thinking_is_labelled_and_the_answer_follows() -> None:
+    events = list(to_iterator(from_sse_file(FIXTURES / "thinking_text.sse")))
+    out = io.StringIO()
+    reply = display_module.display_stream(from_events(events), file=out)
+    thinking, text = reply.message.content or []
+    assert isinstance(thinking, ThinkingContent) and isinstance(text, TextContent)
+    lines = out.getvalue().splitlines()
+    assert lines[:2] == [f"Thinking: {thinking.thinking}", text.text]
+    assert lines[2].startswith("— finish COMPLETE") and len(lines) == 3
+
+
+@pytest.mark.usefixtures("terminal_ipython")
+def test_in_terminal_ipython_a_failing_stream_ends_with_the_error_and_raises() -> None:
+    out = io.StringIO()
+    with pytest.raises(ServerStreamError):
+        display_module.display_stream(from_sse_file(FIXTURES / "error_mid_stream.sse"), file=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("Plan: I will search the knowledge base for the refund policy")
+    assert lines[1].startswith("— ServerStreamError: the server ended the stream with an error")
+    assert len(lines) == 2
+
+
+@pytest.mark.usefixtures("terminal_ipython")
+def test_in_terminal_ipython_a_tool_call_cut_short_is_shown_incomplete() -> None:
+    events = tools_and_citations()
+    cut = [i for i, e in enumerate(events) if e.type == "tool-call-delta"][1] + 1
+    source = reactivex.concat(
+        from_events(events[:cut]), reactivex.throw(ConnectionResetError("reset by peer"))
+    )
+    out = io.StringIO()
+    with pytest.raises(ConnectionResetError):
+        display_module.display_stream(source, file=out)
+    plan, call, footer = out.getvalue().splitlines()
+    assert plan == "Plan: I will look up the <weather>."
+    assert call == 'Tool call 0: get_weather({"city": "Par…)  [get_weather_1]'
+    assert footer.startswith("— ConnectionResetError: reset by peer · ")
+
+
+@pytest.mark.usefixtures("terminal_ipython")
+def test_in_terminal_ipython_the_async_twin_types_the_reply_too(offline: OfflineServer) -> None:
+    out = Typewriter(StepClock())
+
+    async def main() -> ChatResponse:
+        async with AsyncClient("key", base_url=offline.base_url) as client:
+            stream = client.chat_stream(
+                model="command-a-03-2025", messages=[{"role": "user", "content": "Hi"}]
+            )
+            return await adisplay_stream(stream, file=out, clock=out.clock)
+
+    reply = asyncio.run(main())
+    (text,) = reply.message.content or []
+    assert isinstance(text, TextContent)
+    assert out.getvalue().startswith(text.text + "\n— finish COMPLETE")
+    # A write per delta, as its event is read, not all at the end.
+    assert len({at for at, _ in out.writes}) > 10
+
+
+def ipython(*arguments: str, home: Path) -> subprocess.Popen[bytes]:
+    """A terminal IPython (``ipython``, no Jupyter) in a subprocess, on this checkout."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("CO_API_KEY", "CO_API_URL")}
+    environment["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT), *filter(None, [environment.get("PYTHONPATH")])]
+    )
+    environment["IPYTHONDIR"] = str(home)  # no profile or history of the person running tests
+    command = [sys.executable, "-m", "IPython", "--no-banner", "--simple-prompt"]
+    return subprocess.Popen(
+        [*command, "--colors=nocolor", "--HistoryManager.enabled=False", *arguments],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,  # only a few lines of warnings, if any: read at the end
+        cwd=ROOT,
+        env=environment,
+    )
+
+
+class PipeReader:
+    """Reads a pipe on a thread, so that a test can wait for some text to have arrived."""
+
+    def __init__(self, pipe: Any) -> None:
+        self._pipe = pipe
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._changed = threading.Condition()
+        self.text = ""
+        self.closed = False
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while chunk := os.read(self._pipe.fileno(), 4096):
+            with self._changed:
+                self.text += self._decoder.decode(chunk)
+                self._changed.notify_all()
+        with self._changed:
+            self.closed = True
+            self._changed.notify_all()
+
+    def wait_for(self, marker: str, timeout: float = 60) -> str:
+        with self._changed:
+            self._changed.wait_for(lambda: marker in self.text or self.closed, timeout)
+            assert marker in self.text, self.text
+            return self.text
+
+    def rest(self, timeout: float = 60) -> str:
+        """Everything, once the pipe is closed."""
+        self._thread.join(timeout)
+        assert self.closed, self.text
+        return self.text
+
+
+# Run by `ipython -c`: the stream is held open after a few words of the answer until a line
+# comes on stdin, so the test can look at the terminal mid-stream without timing anything.
+HELD_STREAM = """
+import sys, threading
+from reactivex import operators as ops
+from streamkit import Client, OfflineServer, display_stream
+
+print("shell:", type(get_ipython()).__name__)
+server = OfflineServer().start()
+client = Client("offline-key", base_url=server.base_url)
+go_on = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.readline(), go_on.set()), daemon=True).start()
+words = []
+
+def hold(event):
+    if event.type == "content-delta" and event.text:
+        words.append(event.text)
+        if len(words) == 6:
+            go_on.wait(60)
+
+stream = client.chat_stream(
+    model="command-a-03-2025",
+    messages=[{"role": "user", "content": "Hi"}],
+    thinking={"type": "enabled"},
+)
+reply = display_stream(stream.pipe(ops.do_action(hold)))
+print("returned", reply.finish_reason)
+"""
+
+
+def test_a_terminal_ipython_shows_the_text_while_it_streams(tmp_path: Path) -> None:
+    with ipython("-c", HELD_STREAM, home=tmp_path) as shell:
+        assert shell.stdin is not None
+        output = PipeReader(shell.stdout)
+        try:
+            so_far = output.wait_for("Offline answer")
+            # The stream is held open: the answer has begun, and nothing after it is printed.
+            assert so_far.startswith("shell: TerminalInteractiveShell\nThinking: The user wrote")
+            assert "meanwhile." not in so_far and "— finish" not in so_far
+            shell.stdin.write(b"go on\n")
+            shell.stdin.flush()
+            shell.wait(timeout=60)
+        finally:
+            shell.kill()  # when an assertion failed, or it hangs; else it has ended already
+            printed = output.rest()
+        assert shell.stderr is not None
+        errors = shell.stderr.read().decode()
+    assert shell.returncode == 0, errors
+    thinking, answer, footer, returned = printed.splitlines()[1:]
+    assert thinking.startswith('Thinking: The user wrote "Hi".')
+    assert answer.startswith('Offline answer to "Hi": ') and answer.endswith("meanwhile.")
+    assert footer.startswith("— finish COMPLETE · tokens in ") and footer.endswith(" s")
+    assert returned == "returned COMPLETE"
+
+
+def test_a_terminal_ipython_shows_a_stream_that_ends_a_line(tmp_path: Path) -> None:
+    script = """\
+from streamkit import Client, OfflineServer
+server = OfflineServer().start()
+client = Client("offline-key", base_url=server.base_url)
+question = [{"role": "user", "content": "Tell me about Paris"}]
+client.chat_stream(model="command-a-03-2025", messages=question, documents=["Paris is big."])
+exit()
+"""
+    with ipython(home=tmp_path) as shell:
+        printed, errors = shell.communicate(script.encode(), timeout=60)
+    assert shell.returncode == 0, errors.decode()
+    text = printed.decode()
+    assert 'Here is what the documents say about "Tell me about Paris".' in text
+    assert 'Citations:\n  "Paris is big"[1]\nSources:\n  [1] document doc:0: Paris is big.' in text
+    assert "\n— finish COMPLETE · tokens in " in text
+    assert "ChatStream" not in text and "Traceback" not in text
 
 
 def test_the_live_display_through_ipythons_display_machinery(

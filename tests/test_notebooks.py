@@ -21,10 +21,11 @@ NAMES = ["01_quickstart.ipynb", "02_operators.ipynb", "03_recorded_stream.ipynb"
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Any, str, str]]:
+    """Each notebook executed: (the notebook with its outputs, the script's stdout, stderr)."""
     folder = tmp_path_factory.mktemp("executed")
     script = [sys.executable, str(NOTEBOOKS / "execute.py"), "--output", str(folder)]
-    runs = [
+    processes = [
         subprocess.Popen(
             [*script, name],
             stdout=subprocess.PIPE,
@@ -34,10 +35,17 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         )
         for name in NAMES
     ]
-    for name, run in zip(NAMES, runs, strict=True):
+    logs: dict[str, tuple[str, str]] = {}
+    for name, run in zip(NAMES, processes, strict=True):
         out, err = run.communicate(timeout=300)
         assert run.returncode == 0, f"{name} failed:\n{out}\n{err}"
-    return {name: read(folder / name) for name in NAMES}
+        logs[name] = (out, err)
+    return {name: (read(folder / name), *logs[name]) for name in NAMES}
+
+
+@pytest.fixture(scope="module")
+def executed(runs: dict[str, tuple[Any, str, str]]) -> dict[str, Any]:
+    return {name: notebook for name, (notebook, _, _) in runs.items()}
 
 
 def read(path: Path) -> Any:
@@ -95,6 +103,16 @@ def test_every_cell_runs_and_the_committed_outputs_are_current(
     assert [c.source for c in code] == [c.source for c in fresh_code]
     assert [bool(c.outputs) for c in code] == [bool(c.outputs) for c in fresh_code]
     assert all(c.execution_count for c in code)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_executing_a_notebook_prints_only_its_name(
+    runs: dict[str, tuple[Any, str, str]], name: str
+) -> None:
+    # No kernel warnings: over TCP, ipykernel warns that the connection is unencrypted.
+    _, out, err = runs[name]
+    assert out == f"executing {name}\n"
+    assert not err, err
 
 
 def test_the_quickstart_streams_displays_cites_and_calls_tools(executed: dict[str, Any]) -> None:
