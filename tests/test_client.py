@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import socket
 import threading
 from collections.abc import Iterator
@@ -15,10 +16,13 @@ import pytest
 import streamkit
 from streamkit import (
     AsyncClient,
+    AsyncHttpxTransport,
     ChatEvent,
     Client,
     ContentDeltaEvent,
+    HttpxTransport,
     MessageEndEvent,
+    NativeTransport,
     OfflineServer,
     UnknownEvent,
     to_async_iterator,
@@ -38,6 +42,7 @@ from tests.scripted_server import (
     json_response,
     sse_events,
 )
+from tests.transports import AsyncTransportName
 
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 KEY = "co-test-key-0123456789"
@@ -622,3 +627,75 @@ def test_async_subscribe_without_a_loop_is_a_typed_error() -> None:
     with pytest.raises(streamkit.NoEventLoopError):
         client.chat_stream(model="m", messages=MESSAGES).subscribe(lambda _: None)
     asyncio.run(client.aclose())
+
+
+# ----------------------------------------------------------------------------- transports
+
+
+@pytest.mark.parametrize("method", ["chat_stream", "chat"])
+def test_the_async_client_takes_the_same_arguments_as_the_sync_one(method: str) -> None:
+    def arguments(cls: type[Client | AsyncClient]) -> inspect.Signature:
+        signature = inspect.signature(getattr(cls, method))
+        return signature.replace(return_annotation=inspect.Signature.empty)
+
+    assert arguments(AsyncClient) == arguments(Client)
+
+
+def test_a_client_on_a_transport_object_uses_it_and_leaves_it_open(
+    scripted: ScriptedServer,
+) -> None:
+    scripted.enqueue(sse_ok(text_stream("one")), sse_ok(text_stream("two")))
+    with httpx.Client() as http:
+        transport = HttpxTransport(http)
+        outcomes = []
+        for _ in range(2):
+            with Client(KEY, base_url=scripted.base_url, transport=transport) as client:
+                assert client.transport is transport
+                outcomes.append(list(to_iterator(client.chat_stream(model="m", messages=MESSAGES))))
+        assert not http.is_closed
+    assert [events[-1].type for events in outcomes] == ["message-end"] * 2
+    assert scripted.accepts == 1  # closing the first client left the connection pooled
+
+
+def test_an_async_client_on_a_transport_object_uses_it_and_leaves_it_open(
+    scripted: ScriptedServer, async_transport: AsyncTransportName
+) -> None:
+    scripted.enqueue(sse_ok(text_stream("one")), sse_ok(text_stream("two")))
+
+    async def main() -> list[tuple[list[ChatEvent], BaseException | None]]:
+        async with httpx.AsyncClient() as http:
+            transport: NativeTransport | AsyncHttpxTransport = (
+                NativeTransport() if async_transport == "native" else AsyncHttpxTransport(http)
+            )
+            outcomes = []
+            for _ in range(2):
+                async with AsyncClient(
+                    KEY, base_url=scripted.base_url, transport=transport
+                ) as client:
+                    assert client.transport is transport
+                    outcomes.append(await acollect(client))
+            await transport.aclose()  # the caller's to close
+            assert not http.is_closed
+            return outcomes
+
+    outcomes = asyncio.run(main())
+    assert [(events[-1].type, error) for events, error in outcomes] == [("message-end", None)] * 2
+    assert scripted.accepts == 1  # closing the first client left the connection pooled
+
+
+def test_http_client_and_transport_together_are_refused() -> None:
+    with httpx.Client() as http, pytest.raises(ValueError, match="http_client or transport"):
+        Client(KEY, http_client=http, transport=HttpxTransport(http))
+
+    async def main() -> None:
+        async with httpx.AsyncClient() as http:
+            for chosen in ("native", NativeTransport(), AsyncHttpxTransport(http)):
+                with pytest.raises(ValueError, match="http_client or transport"):
+                    AsyncClient(KEY, http_client=http, transport=chosen)
+
+    asyncio.run(main())
+
+
+def test_an_unknown_transport_name_is_refused() -> None:
+    with pytest.raises(ValueError, match="'httpx', 'native' or a transport"):
+        AsyncClient(KEY, transport="h2")  # type: ignore[arg-type]
