@@ -25,6 +25,7 @@ from streamkit import AsyncClient, ChatEvent, to_async_iterator
 from streamkit import errors as E
 from streamkit._engine import StreamEngine
 from streamkit._native import _Connection
+from tests.reliability.test_leaks import expected_text, tagged
 from tests.scripted_server import (
     Chunk,
     Close,
@@ -36,7 +37,7 @@ from tests.scripted_server import (
     sse_events,
 )
 from tests.test_client import KEY, MESSAGES, acollect, sse_ok, text_stream
-from tests.transports import ASYNC_TRANSPORTS, AsyncTransportName
+from tests.transports import ASYNC_TRANSPORTS, AsyncTransportName, LedgerNativeTransport
 
 # ----------------------------------------------------------------------------- framing
 
@@ -232,6 +233,47 @@ def test_completed_streams_reuse_one_keep_alive_connection(scripted: ScriptedSer
     assert isinstance(outcomes[2][1], E.StreamInterruptedError) and outcomes[3][1] is None
     assert scripted.accepts == 2  # the broken connection was not reused
     scripted.wait_idle()  # aclose() closed the pooled one
+
+
+def test_fifty_concurrent_streams_share_the_pool_without_cross_talk() -> None:
+    # Half iterate (the buffered path), half subscribe (events pushed from data_received).
+    async def iterate(client: AsyncClient, tag: str) -> list[ChatEvent]:
+        messages = [{"role": "user", "content": tag}]
+        async with to_async_iterator(client.chat_stream(model="m", messages=messages)) as it:
+            return [event async for event in it]
+
+    async def subscribe(client: AsyncClient, tag: str) -> list[ChatEvent]:
+        messages = [{"role": "user", "content": tag}]
+        events: list[ChatEvent] = []
+        done = asyncio.Event()
+        client.chat_stream(model="m", messages=messages).subscribe(
+            events.append, functools.partial(_set_ignoring, done), done.set
+        )
+        await asyncio.wait_for(done.wait(), 10)
+        return events
+
+    with ScriptedServer(default=tagged) as server:
+
+        async def main() -> list[list[ChatEvent]]:
+            native = LedgerNativeTransport(max_idle_per_origin=10)
+            async with AsyncClient(KEY, base_url=server.base_url, transport=native) as client:
+                results = await asyncio.gather(
+                    *((iterate if i % 2 else subscribe)(client, f"t{i:02d}") for i in range(50))
+                )
+                assert native.ledger.in_use() == []  # every connection released or closed
+                assert len(native.ledger.idle()) <= 10  # the pool keeps at most that many
+                assert asyncio.all_tasks() == {asyncio.current_task()}
+            await native.aclose()
+            assert all(connection.closed for connection in native.ledger.opened)
+            return results
+
+        results = asyncio.run(main())
+        assert server.accepts <= 50
+    for i, events in enumerate(results):
+        tag = f"t{i:02d}"
+        assert events[0].id == tag  # type: ignore[union-attr]
+        assert "".join(getattr(e, "text", None) or "" for e in events) == expected_text(tag)
+        assert events[-1].type == "message-end"
 
 
 def test_a_slow_iterator_stops_the_reading(scripted: ScriptedServer) -> None:
