@@ -6,6 +6,7 @@ import pytest
 
 from streamkit import OfflineServer
 from tests.scripted_server import ScriptedServer
+from tests.transports import ASYNC_TRANSPORTS, AsyncTransportName
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +19,14 @@ def offline() -> Iterator[OfflineServer]:
 def scripted() -> Iterator[ScriptedServer]:
     with ScriptedServer() as server:
         yield server
+
+
+@pytest.fixture(params=ASYNC_TRANSPORTS)
+def async_transport(request: pytest.FixtureRequest) -> AsyncTransportName:
+    """An asyncio transport's name: a test that takes it runs once over each.
+
+    The ids are ``httpx`` and ``native``; pass it on as
+    ``AsyncClient(..., transport=async_transport)``.
+    """
+    name: AsyncTransportName = request.param
+    return name

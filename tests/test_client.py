@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -15,10 +16,13 @@ import pytest
 import streamkit
 from streamkit import (
     AsyncClient,
+    AsyncHttpxTransport,
     ChatEvent,
     Client,
     ContentDeltaEvent,
+    HttpxTransport,
     MessageEndEvent,
+    NativeTransport,
     OfflineServer,
     UnknownEvent,
     to_async_iterator,
@@ -38,6 +42,7 @@ from tests.scripted_server import (
     json_response,
     sse_events,
 )
+from tests.transports import AsyncTransportName, LedgerNativeTransport, pooled_connections
 
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 KEY = "co-test-key-0123456789"
@@ -103,6 +108,41 @@ def pool1_client(base_url: str, **options: Any) -> Iterator[Client]:
     limits = httpx.Limits(max_connections=1)
     with httpx.Client(limits=limits, timeout=httpx.Timeout(5.0, pool=1.0)) as http:
         yield Client(KEY, base_url=base_url, http_client=http, **options)
+
+
+@contextlib.asynccontextmanager
+async def apool1_client(
+    base_url: str,
+    transport: AsyncTransportName,
+    *,
+    http_transport: httpx.AsyncBaseTransport | None = None,
+    **options: Any,
+) -> AsyncIterator[AsyncClient]:
+    """The async twin of :func:`pool1_client`, over either asyncio transport.
+
+    ``httpx``: an ``httpx.AsyncClient`` with one connection (on ``http_transport``, if
+    given), so a leaked connection makes the next request a ``PoolTimeout``. ``native``:
+    its pool has no cap, so a :class:`~tests.transports.LedgerNativeTransport` fails any
+    connect while another connection is in use, and every connection it opened must be
+    closed once the client is.
+    """
+    if transport == "httpx":
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        timeout = httpx.Timeout(5.0, pool=1.0)
+        async with httpx.AsyncClient(
+            limits=limits, timeout=timeout, transport=http_transport
+        ) as http:
+            async with AsyncClient(KEY, base_url=base_url, http_client=http, **options) as client:
+                yield client
+        return
+    assert http_transport is None, "an httpx transport is no part of the native transport"
+    native = LedgerNativeTransport(one_at_a_time=True)
+    try:
+        async with AsyncClient(KEY, base_url=base_url, transport=native, **options) as client:
+            yield client
+    finally:
+        await native.aclose()  # a transport passed in is the caller's to close
+    assert pooled_connections(client) == 0, "a connection outlived the client"
 
 
 # ----------------------------------------------------------------------------- offline backend
@@ -509,9 +549,11 @@ async def acollect(client: AsyncClient) -> tuple[list[ChatEvent], BaseException 
     return events, None
 
 
-def test_async_stream_from_offline_backend(offline: OfflineServer) -> None:
+def test_async_stream_from_offline_backend(
+    offline: OfflineServer, async_transport: AsyncTransportName
+) -> None:
     async def main() -> tuple[list[ChatEvent], str]:
-        async with AsyncClient(KEY, base_url=offline.base_url) as client:
+        async with AsyncClient(KEY, base_url=offline.base_url, transport=async_transport) as client:
             events, error = await acollect(client)
             assert error is None
             reply = await client.chat(model="m", messages=MESSAGES)
@@ -521,7 +563,9 @@ def test_async_stream_from_offline_backend(offline: OfflineServer) -> None:
     assert "".join(e.text or "" for e in events if isinstance(e, ContentDeltaEvent)) == text
 
 
-def test_async_observable_runs_on_the_callers_loop(scripted: ScriptedServer) -> None:
+def test_async_observable_runs_on_the_callers_loop(
+    scripted: ScriptedServer, async_transport: AsyncTransportName
+) -> None:
     scripted.enqueue(sse_ok(text_stream("a", "b")))
 
     async def main() -> tuple[list[ChatEvent], set[int]]:
@@ -534,7 +578,9 @@ def test_async_observable_runs_on_the_callers_loop(scripted: ScriptedServer) -> 
             threads.add(threading.get_ident())
             items.append(event)
 
-        async with AsyncClient(KEY, base_url=scripted.base_url) as client:
+        async with AsyncClient(
+            KEY, base_url=scripted.base_url, transport=async_transport
+        ) as client:
             client.chat_stream(model="m", messages=MESSAGES).subscribe(
                 on_next, lambda _: done.set(), done.set
             )
@@ -546,15 +592,14 @@ def test_async_observable_runs_on_the_callers_loop(scripted: ScriptedServer) -> 
     assert [e.type for e in items][-1] == "message-end"
 
 
-def test_async_dispose_cancels_and_frees_the_connection(scripted: ScriptedServer) -> None:
+def test_async_dispose_cancels_and_frees_the_connection(
+    scripted: ScriptedServer, async_transport: AsyncTransportName
+) -> None:
     scripted.enqueue([Headers(), *sse_events([start()], done=False), Stall()])
     scripted.enqueue(sse_ok(text_stream("again")))
 
     async def main() -> list[ChatEvent]:
-        http = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=1), timeout=httpx.Timeout(5.0, pool=1.0)
-        )
-        async with AsyncClient(KEY, base_url=scripted.base_url, http_client=http) as client:
+        async with apool1_client(scripted.base_url, async_transport) as client:
             first = asyncio.Event()
             subscription = client.chat_stream(model="m", messages=MESSAGES).subscribe(
                 lambda _: first.set()
@@ -569,7 +614,6 @@ def test_async_dispose_cancels_and_frees_the_connection(scripted: ScriptedServer
             assert served.disconnected.is_set()
             events, error = await acollect(client)
             assert error is None
-            await http.aclose()
             return events
 
     assert asyncio.run(main())[-1].type == "message-end"
@@ -582,17 +626,26 @@ def test_async_dispose_cancels_and_frees_the_connection(scripted: ScriptedServer
         pytest.param(503, E.ServiceUnavailableError, id="503"),
     ],
 )
-def test_async_http_errors(scripted: ScriptedServer, status: int, cls: type[Exception]) -> None:
+def test_async_http_errors(
+    scripted: ScriptedServer,
+    async_transport: AsyncTransportName,
+    status: int,
+    cls: type[Exception],
+) -> None:
     scripted.enqueue(json_response(status, {"message": "no"}))
 
     async def main() -> BaseException | None:
-        async with AsyncClient(KEY, base_url=scripted.base_url, max_retries=0) as client:
+        async with AsyncClient(
+            KEY, base_url=scripted.base_url, max_retries=0, transport=async_transport
+        ) as client:
             return (await acollect(client))[1]
 
     assert type(asyncio.run(main())) is cls
 
 
-def test_async_stream_errors_carry_the_partial_message(scripted: ScriptedServer) -> None:
+def test_async_stream_errors_carry_the_partial_message(
+    scripted: ScriptedServer, async_transport: AsyncTransportName
+) -> None:
     scripted.enqueue(sse_ok(text_stream("Hello", " you")[:4], done=False))
     events = text_stream("x")
     events.insert(2, {"type": "surprise"})
@@ -607,7 +660,9 @@ def test_async_stream_errors_carry_the_partial_message(scripted: ScriptedServer)
     )
 
     async def main() -> list[tuple[list[ChatEvent], BaseException | None]]:
-        async with AsyncClient(KEY, base_url=scripted.base_url) as client:
+        async with AsyncClient(
+            KEY, base_url=scripted.base_url, transport=async_transport
+        ) as client:
             return [await acollect(client) for _ in range(3)]
 
     (truncated, t_error), (with_unknown, u_error), (malformed, m_error) = asyncio.run(main())
@@ -617,8 +672,82 @@ def test_async_stream_errors_carry_the_partial_message(scripted: ScriptedServer)
     assert isinstance(m_error, E.MalformedEventError) and len(malformed) == 3
 
 
-def test_async_subscribe_without_a_loop_is_a_typed_error() -> None:
-    client = AsyncClient(KEY, base_url="http://127.0.0.1:9")
+def test_async_subscribe_without_a_loop_is_a_typed_error(
+    async_transport: AsyncTransportName,
+) -> None:
+    client = AsyncClient(KEY, base_url="http://127.0.0.1:9", transport=async_transport)
     with pytest.raises(streamkit.NoEventLoopError):
         client.chat_stream(model="m", messages=MESSAGES).subscribe(lambda _: None)
     asyncio.run(client.aclose())
+
+
+# ----------------------------------------------------------------------------- transports
+
+
+@pytest.mark.parametrize("method", ["chat_stream", "chat"])
+def test_the_async_client_takes_the_same_arguments_as_the_sync_one(method: str) -> None:
+    def arguments(cls: type[Client | AsyncClient]) -> inspect.Signature:
+        signature = inspect.signature(getattr(cls, method))
+        return signature.replace(return_annotation=inspect.Signature.empty)
+
+    assert arguments(AsyncClient) == arguments(Client)
+
+
+def test_a_client_on_a_transport_object_uses_it_and_leaves_it_open(
+    scripted: ScriptedServer,
+) -> None:
+    scripted.enqueue(sse_ok(text_stream("one")), sse_ok(text_stream("two")))
+    with httpx.Client() as http:
+        transport = HttpxTransport(http)
+        outcomes = []
+        for _ in range(2):
+            with Client(KEY, base_url=scripted.base_url, transport=transport) as client:
+                assert client.transport is transport
+                outcomes.append(list(to_iterator(client.chat_stream(model="m", messages=MESSAGES))))
+        assert not http.is_closed
+    assert [events[-1].type for events in outcomes] == ["message-end"] * 2
+    assert scripted.accepts == 1  # closing the first client left the connection pooled
+
+
+def test_an_async_client_on_a_transport_object_uses_it_and_leaves_it_open(
+    scripted: ScriptedServer, async_transport: AsyncTransportName
+) -> None:
+    scripted.enqueue(sse_ok(text_stream("one")), sse_ok(text_stream("two")))
+
+    async def main() -> list[tuple[list[ChatEvent], BaseException | None]]:
+        async with httpx.AsyncClient() as http:
+            transport: NativeTransport | AsyncHttpxTransport = (
+                NativeTransport() if async_transport == "native" else AsyncHttpxTransport(http)
+            )
+            outcomes = []
+            for _ in range(2):
+                async with AsyncClient(
+                    KEY, base_url=scripted.base_url, transport=transport
+                ) as client:
+                    assert client.transport is transport
+                    outcomes.append(await acollect(client))
+            await transport.aclose()  # the caller's to close
+            assert not http.is_closed
+            return outcomes
+
+    outcomes = asyncio.run(main())
+    assert [(events[-1].type, error) for events, error in outcomes] == [("message-end", None)] * 2
+    assert scripted.accepts == 1  # closing the first client left the connection pooled
+
+
+def test_http_client_and_transport_together_are_refused() -> None:
+    with httpx.Client() as http, pytest.raises(ValueError, match="http_client or transport"):
+        Client(KEY, http_client=http, transport=HttpxTransport(http))
+
+    async def main() -> None:
+        async with httpx.AsyncClient() as http:
+            for chosen in ("native", NativeTransport(), AsyncHttpxTransport(http)):
+                with pytest.raises(ValueError, match="http_client or transport"):
+                    AsyncClient(KEY, http_client=http, transport=chosen)
+
+    asyncio.run(main())
+
+
+def test_an_unknown_transport_name_is_refused() -> None:
+    with pytest.raises(ValueError, match="'httpx', 'native' or a transport"):
+        AsyncClient(KEY, transport="h2")  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ completed). The rules:
 * no transport delivers an event httpx-async did not: its events are a prefix of them;
 * nothing raises an exception outside :mod:`streamkit.errors`;
 * asyncio logs no error ("Fatal error on transport", "Exception in callback", ...);
-* every run ends within :data:`tests.transports.BOUND` seconds: a hang is a failure.
+* every run ends within :data:`tests.stream_runner.BOUND` seconds: a hang is a failure.
 
 The Hypothesis test at the end checks the same properties on mutations of a valid chunked
 response: flipped, inserted and deleted bytes, wrong chunk sizes, duplicated headers,
@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from streamkit import errors as E
 from tests.http_cases import CASES, EVENT_TYPES, SSE_EVENTS, Expect, HttpCase, head
 from tests.raw_server import RawServer, Reply, Then
-from tests.transports import Hang, Outcome, Transport, run_streams, transport_params
+from tests.stream_runner import Hang, Outcome, Transport, run_streams, transport_params
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -1,37 +1,31 @@
-"""``AsyncClient(transport="native")``: the async behaviours of the httpx transport, again.
+"""What only the native transport does (``AsyncClient(transport="native")``).
 
-Most tests here are the existing async tests of ``test_client``, ``test_retries`` and
-``tests/reliability``, collected a second time with every ``AsyncClient`` they create
-switched to the native transport (the autouse fixture below); tests parametrised over the
-three consumption modes run their ``async`` mode only. The rest cover what only the native
-transport does: its HTTP/1.1 framing (chunked bodies split anywhere, Content-Length, to the
-close, gzip), its keep-alive pool, flow control for a slow iterator, and conformance with
-the httpx transport over every recorded fixture.
+Everything the two asyncio transports share (errors, retries, timeouts, cancellation,
+leaks, secrets) is tested once over both: the ``async_transport`` fixture and the
+``async-httpx`` / ``async-native`` modes of ``tests/reliability``. Here: its HTTP/1.1
+framing, driven byte by byte without a socket (chunked bodies split anywhere,
+Content-Length, to the close, gzip, broken framing), its keep-alive pool, flow control for a
+slow iterator, and conformance with the httpx transport over every recorded fixture.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import gzip
 import random
-from collections.abc import AsyncIterator, Callable, Iterator
+import threading
+import zlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import httpx
 import pytest
 
 from streamkit import AsyncClient, ChatEvent, to_async_iterator
 from streamkit import errors as E
-from tests.reliability import (
-    test_bad_events,
-    test_cancellation,
-    test_leaks,
-    test_secrets,
-    test_transport_faults,
-)
+from streamkit._engine import StreamEngine
+from streamkit._native import _Connection
+from tests.reliability.test_leaks import expected_text, tagged
 from tests.scripted_server import (
     Chunk,
     Close,
@@ -39,190 +33,11 @@ from tests.scripted_server import (
     Headers,
     Push,
     ScriptedServer,
-    Stall,
     Wait,
     sse_events,
 )
-from tests.test_client import KEY, MESSAGES, acollect, sse_ok, start, text_stream
-
-_ORIGINAL_INIT = AsyncClient.__init__
-_ORIGINAL_CLIENT = AsyncClient
-_native_clients: list[AsyncClient] = []
-
-
-@pytest.fixture(autouse=True)
-def native_by_default(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Every AsyncClient made without an ``http_client`` uses the native transport."""
-
-    def init(self: AsyncClient, *args: Any, **options: Any) -> None:
-        if options.get("http_client") is None:
-            options.setdefault("transport", "native")
-        _ORIGINAL_INIT(self, *args, **options)
-        if options.get("transport") == "native":
-            _native_clients.append(self)
-
-    monkeypatch.setattr(AsyncClient, "__init__", init)
-
-    @contextlib.asynccontextmanager
-    async def native_client(
-        base_url: str, *, transport: object = None, **options: Any
-    ) -> AsyncIterator[AsyncClient]:
-        # The reused tests' "pool of one" httpx client: here the native pool instead.
-        assert transport is None, "a custom httpx transport cannot be native"
-        async with AsyncClient(KEY, base_url=base_url, **options) as client:
-            yield client
-
-    for module in (test_cancellation, test_leaks, test_transport_faults):
-        if hasattr(module, "apool1_client"):
-            monkeypatch.setattr(module, "apool1_client", native_client)
-    _native_clients.clear()
-    yield
-    _native_clients.clear()
-
-
-def _async_only(test: Callable[..., None]) -> Callable[..., None]:
-    """The same test, with its ``mode`` parameter narrowed to ``"async"``."""
-
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        test(*args, **kwargs)
-        assert _native_clients, "the test made no native AsyncClient"
-
-    marks = [
-        mark
-        for mark in getattr(test, "pytestmark", [])
-        if not (mark.name == "parametrize" and mark.args[0] == "mode")
-    ]
-    run.pytestmark = [*marks, pytest.mark.parametrize("mode", ["async"])]  # type: ignore[attr-defined]
-    return run
-
-
-def _native(test: Callable[..., None]) -> Callable[..., None]:
-    """The same test, checked to have run on the native transport."""
-
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        test(*args, **kwargs)
-        assert _native_clients, "the test made no native AsyncClient"
-
-    return run
-
-
-# ----------------------------------------------------------------------------- reused tests
-
-from tests import test_client as _client_tests  # noqa: E402
-from tests import test_retries as _retry_tests  # noqa: E402
-
-test_async_stream_from_offline_backend = _native(
-    _client_tests.test_async_stream_from_offline_backend
-)
-test_async_observable_runs_on_the_callers_loop = _native(
-    _client_tests.test_async_observable_runs_on_the_callers_loop
-)
-test_async_http_errors = _native(_client_tests.test_async_http_errors)
-test_async_stream_errors_carry_the_partial_message = _native(
-    _client_tests.test_async_stream_errors_carry_the_partial_message
-)
-test_async_idle_timeout_and_retry = _native(_retry_tests.test_async_idle_timeout_and_retry)
-test_asyncio_timeout_around_a_stalled_stream = _native(
-    _retry_tests.test_asyncio_timeout_around_a_stalled_stream
-)
-
-_F = test_transport_faults
-test_f2_not_an_event_stream = _async_only(
-    _F.test_f2_a_200_that_is_not_an_event_stream_is_a_protocol_error_with_the_body
-)
-test_f2_content_type_parameters = _async_only(
-    _F.test_f2_content_type_parameters_and_case_are_accepted
-)
-test_catalogue_77_a_204 = _async_only(_F.test_catalogue_77_a_204_is_no_stream_and_a_typed_error)
-test_f4_first_byte_timeout = _async_only(
-    _F.test_f4_no_headers_ever_is_a_first_byte_timeout_retried_then_raised
-)
-test_f5_stall_after_two_events = _async_only(
-    _F.test_f5_a_stall_after_two_events_times_out_with_the_partial_message
-)
-test_f6_keep_alive_comments = _async_only(
-    _F.test_f6_keep_alive_comments_do_not_reset_the_event_idle_timeout
-)
-test_f7_slowloris = _async_only(
-    _F.test_f7_slowloris_is_stopped_by_the_deadline_or_the_event_idle_timeout
-)
-test_f8_f9_broken_connection = _async_only(
-    _F.test_f8_f9_a_broken_connection_mid_stream_is_interrupted_never_retried
-)
-test_f10_truncated = _async_only(_F.test_f10_clean_eof_before_message_end_is_truncated)
-test_f10_empty_body = _async_only(_F.test_f10_an_empty_200_body_is_truncated_not_a_success)
-test_f11_finish_reason_error = _async_only(
-    _F.test_f11_finish_reason_error_is_a_server_error_after_the_raw_event
-)
-test_f12_max_retries_zero = _async_only(_F.test_f12_max_retries_zero_per_client_and_per_request)
-test_f14_gzip = _async_only(_F.test_f14_gzip_body_is_decoded_and_each_event_arrives_with_its_block)
-test_f15_fragmentation = _async_only(
-    _F.test_f15_proxy_buffering_or_fragmentation_changes_timing_never_content
-)
-test_f16_redirects_are_typed_errors = _async_only(
-    _F.test_f16_redirects_off_by_default_are_a_typed_error
-)
-test_f6_slow_consumer_idle = _async_only(_F.test_f6_a_slow_consumer_does_not_trip_the_idle_timeout)
-
-_B = test_bad_events
-test_b1_malformed_json = _async_only(_B.test_b1_malformed_json_ends_the_stream_with_the_raw_event)
-test_b2_wrong_shape = _async_only(
-    _B.test_b2_wrong_shape_carries_pydantic_details_and_the_raw_payload
-)
-test_b3_unknown_type = _async_only(
-    _B.test_b3_unknown_type_passes_through_quietly_and_the_rest_is_intact
-)
-test_b4_b10_bad_json_values = _async_only(
-    _B.test_b4_b10_bad_json_values_are_malformed_never_a_crash
-)
-test_b7_done = _async_only(_B.test_b7_done_completes_and_what_follows_is_never_parsed)
-
-_L = test_leaks
-test_l4_twice_the_limit = _async_only(
-    _L.test_l4_twice_the_limit_is_a_typed_error_without_reading_the_rest
-)
-test_l4_just_under_the_limit = _async_only(_L.test_l4_just_under_the_limit_is_parsed)
-test_l2_reference_counting = _native(
-    _L.test_l2_async_stream_objects_die_by_reference_counting_alone
-)
-
-_C = test_cancellation
-test_c3_task_cancel_while_awaiting = _native(_C.test_c3_task_cancel_while_awaiting_the_next_event)
-test_c3_task_cancel_in_backoff = _native(_C.test_c3_task_cancel_while_sleeping_in_a_retry_backoff)
-test_c3_cancel_the_subscribing_task = _native(
-    _C.test_c3_cancel_the_task_that_subscribed_an_async_observable
-)
-test_c4_asyncio_timeout = _native(_C.test_c4_asyncio_timeout_around_a_stalled_stream)
-test_c5_async_with_break = _native(_C.test_c5_async_with_closes_at_once_on_break)
-test_c5_bare_async_for_break = _native(
-    _C.test_c5_bare_async_for_break_closes_when_the_iterator_is_dropped
-)
-test_c6_errors_propagate_unchanged = _native(
-    _C.test_c6_async_errors_in_the_loop_body_and_on_next_propagate_unchanged
-)
-test_c8_slow_consumer_of_50_mb = _native(
-    _C.test_c8_async_slow_consumer_of_50_mb_holds_bounded_memory
-)
-
-_S = test_secrets
-all_logs = _S.all_logs  # the fixtures the reused test asks for
-canary = _S.canary
-test_s1_s2_s3_s5_no_key = _async_only(
-    _S.test_s1_s2_s3_s5_the_key_appears_nowhere_but_in_authorization
-)
-
-
-# ----------------------------------------------------------------------------- the option
-
-
-def test_transport_accepts_only_httpx_or_native() -> None:
-    with pytest.raises(ValueError, match="transport"):
-        AsyncClient(KEY, transport="h2")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="http_client"):
-        AsyncClient(KEY, transport="native", http_client=httpx.AsyncClient())
-
+from tests.test_client import KEY, MESSAGES, acollect, sse_ok, text_stream
+from tests.transports import ASYNC_TRANSPORTS, AsyncTransportName, LedgerNativeTransport
 
 # ----------------------------------------------------------------------------- framing
 
@@ -271,14 +86,12 @@ _BODY = b"".join(
 
 @functools.cache
 def _request_builder() -> AsyncClient:
-    """A client that only builds requests (never sends one, so never needs closing)."""
-    return _ORIGINAL_CLIENT(KEY, base_url="http://127.0.0.1:9")
+    """A client that only builds requests (it never connects, so never needs closing)."""
+    return AsyncClient(KEY, base_url="http://127.0.0.1:9", transport="native")
 
 
 def _feed(pieces: list[bytes], *, eof: bool = False) -> tuple[list[ChatEvent], Any]:
     """Feed a response, cut into ``pieces``, to one native connection; no socket."""
-    from streamkit._engine import StreamEngine
-    from streamkit._native import _Connection
 
     async def main() -> tuple[list[ChatEvent], Any, bool]:
         client = _request_builder()
@@ -351,7 +164,7 @@ def test_chunked_bodies_of_any_chunk_sizes_cut_anywhere(seed: int) -> None:
         ),
         pytest.param(
             b"Content-Encoding: deflate\r\nTransfer-Encoding: chunked\r\n",
-            _chunked(__import__("zlib").compress(_BODY), [5, 9]),
+            _chunked(zlib.compress(_BODY), [5, 9]),
             False,
             True,
             id="deflate-chunked",
@@ -401,7 +214,9 @@ def test_completed_streams_reuse_one_keep_alive_connection(scripted: ScriptedSer
     scripted.enqueue(sse_ok(text_stream("fresh")))
 
     async def main() -> list[Any]:
-        async with AsyncClient(KEY, base_url=scripted.base_url, max_retries=0) as client:
+        async with AsyncClient(
+            KEY, base_url=scripted.base_url, max_retries=0, transport="native"
+        ) as client:
             outcomes = [await acollect(client) for _ in range(2)]
             for _ in range(2):
                 done = asyncio.Event()
@@ -420,35 +235,51 @@ def test_completed_streams_reuse_one_keep_alive_connection(scripted: ScriptedSer
     scripted.wait_idle()  # aclose() closed the pooled one
 
 
-def test_dispose_aborts_the_connection_and_the_server_sees_it(scripted: ScriptedServer) -> None:
-    scripted.enqueue([Headers(), *sse_events([start()], done=False), Stall()])
-    scripted.enqueue(sse_ok(text_stream("again")))
+def test_fifty_concurrent_streams_share_the_pool_without_cross_talk() -> None:
+    # Half iterate (the buffered path), half subscribe (events pushed from data_received).
+    async def iterate(client: AsyncClient, tag: str) -> list[ChatEvent]:
+        messages = [{"role": "user", "content": tag}]
+        async with to_async_iterator(client.chat_stream(model="m", messages=messages)) as it:
+            return [event async for event in it]
 
-    async def main() -> list[ChatEvent]:
-        async with AsyncClient(KEY, base_url=scripted.base_url) as client:
-            first = asyncio.Event()
-            subscription = client.chat_stream(model="m", messages=MESSAGES).subscribe(
-                lambda _: first.set()
-            )
-            await asyncio.wait_for(first.wait(), 5)
-            subscription.dispose()
-            served = scripted.wait_for_request(1)
-            for _ in range(500):
-                if served.disconnected.is_set():
-                    break
-                await asyncio.sleep(0.01)
-            assert served.disconnected.is_set()
-            events, error = await acollect(client)
-            assert error is None
-            return events
+    async def subscribe(client: AsyncClient, tag: str) -> list[ChatEvent]:
+        messages = [{"role": "user", "content": tag}]
+        events: list[ChatEvent] = []
+        done = asyncio.Event()
+        client.chat_stream(model="m", messages=messages).subscribe(
+            events.append, functools.partial(_set_ignoring, done), done.set
+        )
+        await asyncio.wait_for(done.wait(), 10)
+        return events
 
-    assert asyncio.run(main())[-1].type == "message-end"
+    with ScriptedServer(default=tagged) as server:
+
+        async def main() -> list[list[ChatEvent]]:
+            native = LedgerNativeTransport(max_idle_per_origin=10)
+            async with AsyncClient(KEY, base_url=server.base_url, transport=native) as client:
+                results = await asyncio.gather(
+                    *((iterate if i % 2 else subscribe)(client, f"t{i:02d}") for i in range(50))
+                )
+                assert native.ledger.in_use() == []  # every connection released or closed
+                assert len(native.ledger.idle()) <= 10  # the pool keeps at most that many
+                assert asyncio.all_tasks() == {asyncio.current_task()}
+            await native.aclose()
+            assert all(connection.closed for connection in native.ledger.opened)
+            return results
+
+        results = asyncio.run(main())
+        assert server.accepts <= 50
+    for i, events in enumerate(results):
+        tag = f"t{i:02d}"
+        assert events[0].id == tag  # type: ignore[union-attr]
+        assert "".join(getattr(e, "text", None) or "" for e in events) == expected_text(tag)
+        assert events[-1].type == "message-end"
 
 
 def test_a_slow_iterator_stops_the_reading(scripted: ScriptedServer) -> None:
     delta = sse_events([text_stream("x")[2]], done=False)[0]
     assert isinstance(delta, Chunk)
-    gate = __import__("threading").Event()
+    gate = threading.Event()
     scripted.enqueue(
         [
             Headers(),
@@ -459,7 +290,7 @@ def test_a_slow_iterator_stops_the_reading(scripted: ScriptedServer) -> None:
     )
 
     async def main() -> int:
-        async with AsyncClient(KEY, base_url=scripted.base_url) as client:
+        async with AsyncClient(KEY, base_url=scripted.base_url, transport="native") as client:
             stream = client.chat_stream(model="m", messages=MESSAGES)
             async with to_async_iterator(stream) as events:
                 await events.__anext__()
@@ -498,10 +329,9 @@ def test_native_and_httpx_transports_agree_on_every_fixture(path: Path) -> None:
         pieces = [body]
     outcomes = []
     with ScriptedServer(default=[Headers(), *(Chunk(p) for p in pieces), Finish()]) as server:
-        transports: list[Literal["httpx", "native"]] = ["httpx", "native"]
-        for transport in transports:
+        for transport in ASYNC_TRANSPORTS:
 
-            async def main(transport: Literal["httpx", "native"] = transport) -> Any:
+            async def main(transport: AsyncTransportName = transport) -> Any:
                 async with AsyncClient(
                     KEY,
                     base_url=server.base_url,

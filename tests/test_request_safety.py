@@ -33,7 +33,7 @@ from streamkit._request import RequestOptions
 from tests.http_cases import CHUNKED, EVENT_TYPES, SSE_EVENTS, SSE_TYPE, chunked, head
 from tests.raw_server import RawServer, Reply, Then
 from tests.reliability.support import fast_backoff
-from tests.transports import Outcome, Transport, run_streams, transport_params
+from tests.stream_runner import Outcome, Transport, run_streams, transport_params
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -27,6 +27,7 @@ from tests.scripted_server import (
     sse_events,
 )
 from tests.test_client import KEY, MESSAGES, pool1_client, sse_ok, text_stream
+from tests.transports import AsyncTransportName
 
 # ----------------------------------------------------------------------------- the policy (pure)
 
@@ -256,12 +257,16 @@ def test_deadline_fires_on_a_slowloris(scripted: ScriptedServer) -> None:
     assert caught.value.partial_message.text == "slow"
 
 
-def test_async_idle_timeout_and_retry(scripted: ScriptedServer) -> None:
+def test_async_idle_timeout_and_retry(
+    scripted: ScriptedServer, async_transport: AsyncTransportName
+) -> None:
     scripted.enqueue(fast_status(503), sse_ok(text_stream("ok")))
     scripted.enqueue(keepalive_forever(text_stream("idle")[:3]))
 
     async def main() -> tuple[list[ChatEvent], BaseException | None]:
-        async with AsyncClient(KEY, base_url=scripted.base_url, idle_timeout=0.4) as client:
+        async with AsyncClient(
+            KEY, base_url=scripted.base_url, idle_timeout=0.4, transport=async_transport
+        ) as client:
             ok = [
                 e async for e in to_async_iterator(client.chat_stream(model="m", messages=MESSAGES))
             ]
@@ -280,11 +285,15 @@ def test_async_idle_timeout_and_retry(scripted: ScriptedServer) -> None:
     assert isinstance(error, E.StreamTimeoutError) and error.reason == "idle"
 
 
-def test_asyncio_timeout_around_a_stalled_stream(scripted: ScriptedServer) -> None:
+def test_asyncio_timeout_around_a_stalled_stream(
+    scripted: ScriptedServer, async_transport: AsyncTransportName
+) -> None:
     scripted.enqueue([Headers(), *sse_events(text_stream("x")[:2], done=False), Stall()])
 
     async def main() -> None:
-        async with AsyncClient(KEY, base_url=scripted.base_url) as client:
+        async with AsyncClient(
+            KEY, base_url=scripted.base_url, transport=async_transport
+        ) as client:
             stream = client.chat_stream(model="m", messages=MESSAGES)
             with pytest.raises(asyncio.TimeoutError):
                 async with to_async_iterator(stream) as events:

@@ -1,219 +1,116 @@
-"""One stream (or a few, on one client) on each of the three transports, bounded in time.
+"""The asyncio transports every ``AsyncClient`` test runs over, and how to spot a leak on each.
 
-``httpx-sync`` is :class:`~streamkit.Client`, ``httpx-async`` :class:`~streamkit.AsyncClient`
-(its default transport) and ``native`` ``AsyncClient(transport="native")``. Each run happens
-on a thread of its own, so that a transport that hangs, even one that blocks its event
-loop, is reported as :class:`Hang` instead of stalling the test run.
+A test runs once per asyncio transport by taking the ``async_transport`` fixture
+(``tests/conftest.py``) or, in ``tests/reliability``, one of the ``async-httpx`` /
+``async-native`` modes; the client is made with ``transport=`` that name, nothing patched.
+
+httpx's pool can be capped at one connection, which turns a leaked connection into a
+``PoolTimeout`` on the next request. The native transport's pool has no cap, so
+:class:`LedgerNativeTransport` keeps a ledger of the connections it opens instead: a
+connection neither closed nor idle in the pool is in use, and with ``one_at_a_time``
+opening a second one while the first is in use fails the test at once.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
-import pytest
+import httpx
 
-from streamkit import AsyncClient, Client, to_async_iterator, to_iterator
-from streamkit._request import RequestOptions
+from streamkit import AsyncClient, NativeTransport
+from streamkit._native import Origin, _Connection, _Pool
 
 __all__ = [
-    "BOUND",
-    "KEY",
-    "MESSAGES",
-    "TRANSPORTS",
-    "Hang",
-    "Outcome",
-    "Transport",
-    "run_streams",
-    "transport_params",
+    "ASYNC_TRANSPORTS",
+    "AsyncTransportName",
+    "LedgerNativeTransport",
+    "connections_in_use",
+    "pooled_connections",
 ]
 
-Transport = Literal["httpx-async", "httpx-sync", "native"]
-TRANSPORTS: tuple[Transport, ...] = ("httpx-async", "httpx-sync", "native")
+AsyncTransportName = Literal["httpx", "native"]
+"""What ``AsyncClient(transport=...)`` accepts as a name."""
 
-KEY = "co-transports-key-0123456789"
-MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
-
-BOUND = 4.0
-"""Seconds a run may take by default; longer is a hang."""
+ASYNC_TRANSPORTS: tuple[AsyncTransportName, ...] = ("httpx", "native")
+"""Every asyncio transport, in the order their test ids appear."""
 
 
-def transport_params() -> list[Any]:
-    return [pytest.param(t, id=t) for t in TRANSPORTS]
+class _LedgerPool(_Pool):
+    """The native pool, recording every connection it opens."""
+
+    def __init__(self, max_idle: int, expiry: float, *, one_at_a_time: bool) -> None:
+        super().__init__(max_idle, expiry)
+        self.one_at_a_time = one_at_a_time
+        self.connects = 0
+        self.opened: list[_Connection] = []
+
+    def idle(self) -> list[_Connection]:
+        return [connection for idle in self._idle.values() for _, connection in idle]
+
+    def in_use(self) -> list[_Connection]:
+        idle = {id(connection) for connection in self.idle()}
+        return [c for c in self.opened if not c.closed and id(c) not in idle]
+
+    async def connect(self, origin: Origin, timeout: float | None) -> _Connection:
+        self.connects += 1
+        if self.one_at_a_time:
+            # httpx's pool of one would time out here: the one connection was never
+            # handed back (an idle one would have been checked out instead of this).
+            assert self.in_use() == [], "a connection was neither closed nor returned"
+        connection = await super().connect(origin, timeout)
+        self.opened.append(connection)
+        return connection
 
 
-class Hang(Exception):
-    """The run did not end in time (deliberately not a streamkit error: a failure)."""
+class LedgerNativeTransport(NativeTransport):
+    """The native transport with a ledger of its connections (test-only).
 
+    Args:
+        one_at_a_time: Fail a connect while another connection is in use: the native
+            equivalent of httpx's pool of one.
+        timeout: As for :class:`~streamkit.NativeTransport`; five seconds, as the httpx
+            pool of one has, so that a hung test fails soon.
+        max_idle_per_origin: As for :class:`~streamkit.NativeTransport`.
+        keepalive_expiry: As for :class:`~streamkit.NativeTransport`.
+    """
 
-@dataclass(frozen=True)
-class Outcome:
-    """What one stream delivered and how it ended."""
-
-    events: tuple[str, ...]
-    error: BaseException | None
-    seconds: float = 0.0
+    def __init__(
+        self,
+        *,
+        one_at_a_time: bool = False,
+        timeout: float | httpx.Timeout | None = 5.0,
+        max_idle_per_origin: int = 20,
+        keepalive_expiry: float = 5.0,
+    ) -> None:
+        super().__init__(
+            timeout=timeout,
+            max_idle_per_origin=max_idle_per_origin,
+            keepalive_expiry=keepalive_expiry,
+        )
+        self.ledger = _LedgerPool(
+            max_idle_per_origin, keepalive_expiry, one_at_a_time=one_at_a_time
+        )
+        self._pool = self.ledger
 
     @property
-    def kind(self) -> type[BaseException] | None:
-        return type(self.error) if self.error is not None else None
-
-    def key(self) -> tuple[tuple[str, ...], type[BaseException] | None]:
-        """What two transports must agree on: the event types and the error's class."""
-        return self.events, self.kind
-
-    def __str__(self) -> str:
-        end = "completed" if self.error is None else f"{type(self.error).__name__}: {self.error}"
-        return f"{len(self.events)} events {list(self.events)}, then {end}"
+    def connects(self) -> int:
+        """How many connections were opened or tried (failed connects count too)."""
+        return self.ledger.connects
 
 
-class _Run:
-    """The state a run's thread shares with the test's thread."""
-
-    def __init__(self) -> None:
-        self.outcomes: list[Outcome] = []
-        self.events: list[str] = []
-        self.started = time.monotonic()
-        self.task: tuple[asyncio.AbstractEventLoop, asyncio.Task[None]] | None = None
-
-    def ended(self, error: BaseException | None) -> None:
-        seconds = time.monotonic() - self.started
-        self.outcomes.append(Outcome(tuple(self.events), error, seconds))
-        self.events = []
-        self.started = time.monotonic()
+def pooled_connections(client: AsyncClient) -> int:
+    """How many connections the client's transport holds open, busy or idle."""
+    transport: Any = client.transport
+    if isinstance(transport, LedgerNativeTransport):
+        return len(transport.ledger.idle()) + len(transport.ledger.in_use())
+    assert not isinstance(transport, NativeTransport), "use a LedgerNativeTransport"
+    return len(transport.http._transport._pool.connections)
 
 
-def run_streams(
-    transport: Transport,
-    base_url: str,
-    *,
-    count: int = 1,
-    between: Callable[[], None] | None = None,
-    request_options: RequestOptions | None = None,
-    bound: float = BOUND,
-    on_hang: Callable[[], None] | None = None,
-    prepare: Callable[[Client | AsyncClient], None] | None = None,
-    **client_options: Any,
-) -> list[Outcome]:
-    """``count`` streams, one after the other, on one client made with ``client_options``.
-
-    ``prepare`` gets the client once it is made; ``between`` runs before each stream but
-    the first (off the event loop). If making the client fails, the only outcome is that
-    error. A run past ``bound`` seconds is stopped
-    (its task cancelled, then ``on_hang`` called to cut its connections) and its last
-    outcome is a :class:`Hang`.
-    """
-    state = _Run()
-    options: dict[str, Any] = {"max_retries": 0, **client_options}
-
-    def work() -> None:
-        try:
-            if transport == "httpx-sync":
-                _sync(state, base_url, count, between, prepare, request_options, options)
-            else:
-                native = transport == "native"
-
-                async def main() -> None:
-                    task = asyncio.ensure_future(
-                        _async(
-                            state,
-                            base_url,
-                            count,
-                            between,
-                            prepare,
-                            request_options,
-                            options,
-                            native,
-                        )
-                    )
-                    state.task = (asyncio.get_running_loop(), task)
-                    await task
-
-                asyncio.run(main())
-        except BaseException as error:  # making the client failed: that is the outcome
-            state.ended(error)
-
-    thread = threading.Thread(target=work, name=f"stream-{transport}", daemon=True)
-    thread.start()
-    thread.join(bound)
-    if thread.is_alive():
-        events = tuple(state.events)
-        if state.task is not None:
-            loop, task = state.task
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                loop.call_soon_threadsafe(task.cancel)
-        if on_hang is not None:
-            on_hang()
-        thread.join(10)
-        return [*state.outcomes, Outcome(events, Hang(f"no end after {bound} s"), bound)]
-    return state.outcomes
-
-
-def _sync(
-    state: _Run,
-    base_url: str,
-    count: int,
-    between: Callable[[], None] | None,
-    prepare: Callable[[Client | AsyncClient], None] | None,
-    request_options: RequestOptions | None,
-    options: dict[str, Any],
-) -> None:
-    with Client(base_url=base_url, **_keyed(options)) as client:
-        if prepare is not None:
-            prepare(client)
-        for n in range(count):
-            if n and between is not None:
-                between()
-            state.started = time.monotonic()
-            try:
-                stream = client.chat_stream(
-                    model="command-a-03-2025", messages=MESSAGES, request_options=request_options
-                )
-                with to_iterator(stream) as iterator:
-                    for event in iterator:
-                        state.events.append(event.type)
-            except Exception as error:  # the outcome
-                state.ended(error)
-            else:
-                state.ended(None)
-
-
-async def _async(
-    state: _Run,
-    base_url: str,
-    count: int,
-    between: Callable[[], None] | None,
-    prepare: Callable[[Client | AsyncClient], None] | None,
-    request_options: RequestOptions | None,
-    options: dict[str, Any],
-    native: bool,
-) -> None:
-    transport: Literal["httpx", "native"] = "native" if native else "httpx"
-    async with AsyncClient(base_url=base_url, transport=transport, **_keyed(options)) as client:
-        if prepare is not None:
-            prepare(client)
-        for n in range(count):
-            if n and between is not None:
-                await asyncio.to_thread(between)
-            state.started = time.monotonic()
-            try:
-                stream = client.chat_stream(
-                    model="command-a-03-2025", messages=MESSAGES, request_options=request_options
-                )
-                async with to_async_iterator(stream) as iterator:
-                    async for event in iterator:
-                        state.events.append(event.type)
-            except Exception as error:  # the outcome
-                state.ended(error)
-            else:
-                state.ended(None)
-
-
-def _keyed(options: dict[str, Any]) -> dict[str, Any]:
-    """The client options, with the API key under ``api_key`` (KEY unless given)."""
-    return {"api_key": KEY, **options}
+def connections_in_use(client: AsyncClient) -> int:
+    """How many connections the client's transport holds open and busy (not idle)."""
+    transport: Any = client.transport
+    if isinstance(transport, LedgerNativeTransport):
+        return len(transport.ledger.in_use())
+    assert not isinstance(transport, NativeTransport), "use a LedgerNativeTransport"
+    return sum(1 for c in transport.http._transport._pool.connections if not c.is_idle())

@@ -20,63 +20,36 @@ from streamkit import (
     AsyncClient,
     ChatEvent,
     Client,
-    NativeTransport,
     to_async_iterator,
     to_iterator,
 )
 from streamkit._retry import RetryPolicy
 from tests.collect import Collector
-from tests.test_client import KEY, MESSAGES
+from tests.test_client import KEY, MESSAGES, apool1_client
+from tests.transports import ASYNC_TRANSPORTS, AsyncTransportName, pooled_connections
 
 __all__ = [
+    "ASYNC_MODES",
     "KEY",
     "MESSAGES",
+    "MODES",
     "CountingAsyncTransport",
     "CountingTransport",
     "Outcome",
-    "MODES",
     "acollect",
     "apool1_client",
-    "pooled_connections",
     "async_wait_until",
     "collect",
     "fast_backoff",
-    "run_stream",
     "open_sockets",
-    "pool1",
+    "pooled_connections",
+    "run_stream",
+    "transport_of",
     "wait_until",
 ]
 
 Outcome = tuple[list[ChatEvent], BaseException | None]
 """The events a stream delivered, and the error it ended with (None when it completed)."""
-
-
-def pool1() -> httpx.Limits:
-    """F4: one connection. A leaked connection turns the next request into a PoolTimeout."""
-    return httpx.Limits(max_connections=1, max_keepalive_connections=1)
-
-
-POOL1_TIMEOUT = httpx.Timeout(5.0, pool=1.0)
-
-
-@contextlib.asynccontextmanager
-async def apool1_client(
-    base_url: str, *, transport: httpx.AsyncBaseTransport | None = None, **options: Any
-) -> AsyncIterator[AsyncClient]:
-    """The async twin of ``tests.test_client.pool1_client``."""
-    async with httpx.AsyncClient(
-        limits=pool1(), timeout=POOL1_TIMEOUT, transport=transport
-    ) as http:
-        async with AsyncClient(KEY, base_url=base_url, http_client=http, **options) as client:
-            yield client
-
-
-def pooled_connections(client: AsyncClient) -> int:
-    """How many connections the client's transport holds open (busy or idle)."""
-    transport: Any = client.transport
-    if isinstance(transport, NativeTransport):
-        return sum(len(idle) for idle in transport._pool._idle.values())
-    return len(transport.http._transport._pool.connections)
 
 
 def collect(client: Client, **arguments: Any) -> Outcome:
@@ -104,13 +77,25 @@ async def acollect(client: AsyncClient, **arguments: Any) -> Outcome:
     return events, None
 
 
+_ASYNC_MODES: dict[str, AsyncTransportName] = {f"async-{name}": name for name in ASYNC_TRANSPORTS}
+
+ASYNC_MODES = [pytest.param(mode, id=mode) for mode in _ASYNC_MODES]
+"""``async for`` on an ``AsyncClient``, once over each asyncio transport."""
+
 MODES = [
     pytest.param("iterator", id="iterator"),
     pytest.param("observable", id="observable"),
-    pytest.param("async", id="async"),
+    *ASYNC_MODES,
 ]
-"""The three ways to consume a client stream: ``for`` on the caller's thread, ``subscribe``
-(a reader thread), and ``async for`` on an ``AsyncClient``."""
+"""The ways to consume a client stream: ``for`` on the caller's thread, ``subscribe`` (a
+reader thread), and ``async for`` on an ``AsyncClient`` over each asyncio transport
+(``async-httpx``, ``async-native``)."""
+
+
+def transport_of(mode: str) -> AsyncTransportName:
+    """The asyncio transport an ``async-...`` mode runs over."""
+    assert mode in _ASYNC_MODES, f"not an async mode: {mode!r}"
+    return _ASYNC_MODES[mode]
 
 
 def fast_backoff(client: Client | AsyncClient, max_retries: int = 2) -> None:
@@ -132,15 +117,18 @@ def run_stream(
     client's retry policy (to fix the jitter).
     """
     arguments = arguments or {}
-    if mode == "async":
+    if mode in _ASYNC_MODES:
 
         async def main() -> Outcome:
-            async with AsyncClient(KEY, base_url=base_url, **options) as client:
+            async with AsyncClient(
+                KEY, base_url=base_url, transport=transport_of(mode), **options
+            ) as client:
                 if retry is not None:
                     client._config.retry = retry
                 return await acollect(client, **arguments)
 
         return asyncio.run(main())
+    assert mode in ("iterator", "observable"), f"unknown mode: {mode!r}"
     with Client(KEY, base_url=base_url, **options) as client:
         if retry is not None:
             client._config.retry = retry

@@ -48,6 +48,7 @@ from tests.scripted_server import (
     sse_events,
 )
 from tests.test_client import end, sse_ok, text_stream
+from tests.transports import AsyncTransportName, LedgerNativeTransport, connections_in_use
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -233,16 +234,27 @@ def test_n2_n3_iterator_one_end_and_one_close(
 
 @pytest.mark.parametrize(("script", "expected"), PATHS)
 def test_n2_n3_async_one_end_and_one_close(
-    scripted: ScriptedServer, script: list[Step], expected: type[Exception] | None
+    scripted: ScriptedServer,
+    async_transport: AsyncTransportName,
+    script: list[Step],
+    expected: type[Exception] | None,
 ) -> None:
+    # "One close": on httpx a counting transport sees each response closed once; on the
+    # native transport a ledger sees the connection closed or back in the pool.
     scripted.enqueue(script)
-    transport = CountingAsyncTransport()
+    counting = CountingAsyncTransport()
+    native = LedgerNativeTransport()
 
     async def main() -> tuple[list[ChatEvent], BaseException | None, list[Any]]:
-        async with httpx.AsyncClient(transport=transport) as http:
-            client = AsyncClient(
-                KEY, base_url=scripted.base_url, http_client=http, idle_timeout=0.2
-            )
+        async with httpx.AsyncClient(transport=counting) as http:
+            if async_transport == "native":
+                client = AsyncClient(
+                    KEY, base_url=scripted.base_url, idle_timeout=0.2, transport=native
+                )
+            else:
+                client = AsyncClient(
+                    KEY, base_url=scripted.base_url, idle_timeout=0.2, http_client=http
+                )
             events: list[ChatEvent] = []
             error: BaseException | None = None
             iterator = to_async_iterator(client.chat_stream(model="m", messages=MESSAGES))
@@ -253,6 +265,7 @@ def test_n2_n3_async_one_end_and_one_close(
             except Exception as caught:  # inspected below
                 error = caught
             assert [e async for e in iterator] == []
+            assert connections_in_use(client) == 0
             # The Observable path too: exactly one terminal signal.
             scripted.enqueue(script)
             signals: list[Any] = []
@@ -260,14 +273,18 @@ def test_n2_n3_async_one_end_and_one_close(
                 lambda _: None, signals.append, lambda: signals.append("completed")
             )
             assert await async_wait_until(lambda: signals != [])
+            assert connections_in_use(client) == 0
             await asyncio.sleep(0.05)
+            await native.aclose()
             return events, error, signals
 
     events, error, signals = asyncio.run(main())
     check_outcome(events, error, expected)
     assert len(signals) == 1
     assert (signals[0] == "completed") == (expected is None)
-    assert transport.requests == transport.closes == 2
+    assert len(scripted.requests) == 2
+    if async_transport == "httpx":
+        assert counting.requests == counting.closes == 2
 
 
 def test_n3_cancelled_and_user_exception_paths(scripted: ScriptedServer) -> None:

@@ -1,7 +1,9 @@
 """C: cancellation and early stop close the connection and return it to the pool.
 
 "The server saw the disconnect" is always waited for on an Event, and the pool of one
-connection (F4) turns any leak into a PoolTimeout on the next request.
+connection (F4) turns any leak into a PoolTimeout on the next request (on the native
+transport, whose pool has no cap, its ledger fails the next connect instead). The async
+tests run over both asyncio transports (the ``async_transport`` fixture).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from tests.scripted_server import (
     sse_events,
 )
 from tests.test_client import pool1_client, sse_ok, text_stream
+from tests.transports import AsyncTransportName, connections_in_use
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -188,13 +191,13 @@ def no_task_warnings(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_c3_task_cancel_while_awaiting_the_next_event(
-    scripted: ScriptedServer, caplog: pytest.LogCaptureFixture
+    scripted: ScriptedServer, caplog: pytest.LogCaptureFixture, async_transport: AsyncTransportName
 ) -> None:
     scripted.enqueue(stalled(), sse_ok(text_stream("next")))
 
     async def main() -> tuple[list[ChatEvent], Any]:
         seen: list[ChatEvent] = []
-        async with apool1_client(scripted.base_url) as client:
+        async with apool1_client(scripted.base_url, async_transport) as client:
 
             async def consume() -> None:
                 async with to_async_iterator(
@@ -220,13 +223,13 @@ def test_c3_task_cancel_while_awaiting_the_next_event(
 
 
 def test_c3_task_cancel_while_sleeping_in_a_retry_backoff(
-    scripted: ScriptedServer, caplog: pytest.LogCaptureFixture
+    scripted: ScriptedServer, caplog: pytest.LogCaptureFixture, async_transport: AsyncTransportName
 ) -> None:
     scripted.enqueue(json_response(503, {"message": "busy"}, ("retry-after", "30")))
     scripted.enqueue(sse_ok(text_stream("next")))
 
     async def main() -> tuple[BaseException | None, Any]:
-        async with apool1_client(scripted.base_url) as client:
+        async with apool1_client(scripted.base_url, async_transport) as client:
             task = asyncio.create_task(acollect(client))
             await asyncio.get_running_loop().run_in_executor(None, scripted.wait_for_request, 1)
             await asyncio.sleep(0.05)  # now in the 30 s backoff
@@ -247,13 +250,13 @@ def test_c3_task_cancel_while_sleeping_in_a_retry_backoff(
 
 
 def test_c3_cancel_the_task_that_subscribed_an_async_observable(
-    scripted: ScriptedServer, caplog: pytest.LogCaptureFixture
+    scripted: ScriptedServer, caplog: pytest.LogCaptureFixture, async_transport: AsyncTransportName
 ) -> None:
     scripted.enqueue(stalled(), sse_ok(text_stream("next")))
 
     async def main() -> tuple[list[Any], Any]:
         seen: list[Any] = []
-        async with apool1_client(scripted.base_url) as client:
+        async with apool1_client(scripted.base_url, async_transport) as client:
             subscription = client.chat_stream(model="m", messages=MESSAGES).subscribe(
                 seen.append, seen.append, lambda: seen.append("completed")
             )
@@ -277,7 +280,7 @@ def test_c3_cancel_the_task_that_subscribed_an_async_observable(
 @pytest.mark.parametrize("how", ["wait_for", "timeout"])
 @pytest.mark.parametrize("context", ["async-with", "bare"])
 def test_c4_asyncio_timeout_around_a_stalled_stream(
-    scripted: ScriptedServer, how: str, context: str
+    scripted: ScriptedServer, async_transport: AsyncTransportName, how: str, context: str
 ) -> None:
     if how == "timeout" and sys.version_info < (3, 11):
         pytest.skip("asyncio.timeout is new in Python 3.11")
@@ -294,7 +297,7 @@ def test_c4_asyncio_timeout_around_a_stalled_stream(
                 pass
 
     async def main() -> Any:
-        async with apool1_client(scripted.base_url) as client:
+        async with apool1_client(scripted.base_url, async_transport) as client:
             with pytest.raises(TimeoutError):
                 if how == "wait_for":
                     await asyncio.wait_for(drain(client), 0.3)
@@ -314,11 +317,13 @@ def test_c4_asyncio_timeout_around_a_stalled_stream(
 # ----------------------------------------------------------------------------- C5
 
 
-def test_c5_async_with_closes_at_once_on_break(scripted: ScriptedServer) -> None:
+def test_c5_async_with_closes_at_once_on_break(
+    scripted: ScriptedServer, async_transport: AsyncTransportName
+) -> None:
     scripted.enqueue(stalled(), sse_ok(text_stream("next")))
 
     async def main() -> Any:
-        async with apool1_client(scripted.base_url) as client:
+        async with apool1_client(scripted.base_url, async_transport) as client:
             async with to_async_iterator(client.chat_stream(model="m", messages=MESSAGES)) as it:
                 async for _ in it:
                     break
@@ -333,7 +338,7 @@ def test_c5_async_with_closes_at_once_on_break(scripted: ScriptedServer) -> None
 
 
 def test_c5_bare_async_for_break_closes_when_the_iterator_is_dropped(
-    scripted: ScriptedServer,
+    scripted: ScriptedServer, async_transport: AsyncTransportName
 ) -> None:
     # No reference kept: the iterator dies with the loop, and asyncio's async-generator
     # finaliser closes the request on the loop soon after (reference counting alone
@@ -341,7 +346,7 @@ def test_c5_bare_async_for_break_closes_when_the_iterator_is_dropped(
     scripted.enqueue(stalled(), sse_ok(text_stream("next")))
 
     async def main() -> Any:
-        async with apool1_client(scripted.base_url) as client:
+        async with apool1_client(scripted.base_url, async_transport) as client:
             async for _ in to_async_iterator(client.chat_stream(model="m", messages=MESSAGES)):
                 break
             assert await async_wait_until(scripted.wait_for_request(1).disconnected.is_set)
@@ -353,23 +358,27 @@ def test_c5_bare_async_for_break_closes_when_the_iterator_is_dropped(
 
 
 def test_c5_a_held_iterator_keeps_the_request_open_until_aclose(
-    scripted: ScriptedServer,
+    scripted: ScriptedServer, async_transport: AsyncTransportName
 ) -> None:
     # The documented outcome without async with: while the caller holds the iterator, the
     # request stays open (nothing runs on break); aclose() closes it.
     scripted.enqueue(stalled(), sse_ok(text_stream("next")))
 
     async def main() -> Any:
-        async with apool1_client(scripted.base_url) as client:
-            client.transport.http.timeout = httpx.Timeout(5.0, pool=0.2)  # type: ignore[attr-defined]
+        async with apool1_client(scripted.base_url, async_transport) as client:
             held = to_async_iterator(client.chat_stream(model="m", messages=MESSAGES))
             async for _ in held:
                 break
             served = scripted.wait_for_request(1)
             assert not served.disconnected.is_set()
-            _, error = await acollect(client, request_options={"max_retries": 0})
-            assert isinstance(error, E.APITimeoutError)  # the pool of one is still taken
-            assert isinstance(error.__cause__, httpx.PoolTimeout)
+            assert connections_in_use(client) == 1
+            # On httpx's pool of one, the next request waits for it in vain. (The native
+            # pool has no cap: it would open a second connection.)
+            if async_transport == "httpx":
+                client.transport.http.timeout = httpx.Timeout(5.0, pool=0.2)  # type: ignore[attr-defined]
+                _, error = await acollect(client, request_options={"max_retries": 0})
+                assert isinstance(error, E.APITimeoutError)  # the pool of one is still taken
+                assert isinstance(error.__cause__, httpx.PoolTimeout)
             await held.aclose()
             assert await async_wait_until(served.disconnected.is_set)
             return await acollect(client)
@@ -465,13 +474,13 @@ def test_c6_an_error_in_an_operator_callback_reaches_on_error_unchanged(
 
 @pytest.mark.parametrize("error_type", [Boom, UserTransportError])
 def test_c6_async_errors_in_the_loop_body_and_on_next_propagate_unchanged(
-    scripted: ScriptedServer, error_type: type[Exception]
+    scripted: ScriptedServer, async_transport: AsyncTransportName, error_type: type[Exception]
 ) -> None:
     scripted.enqueue(stalled(), stalled(), sse_ok(text_stream("next")))
     raised = error_type("user code failed")
 
     async def main() -> Any:
-        async with apool1_client(scripted.base_url) as client:
+        async with apool1_client(scripted.base_url, async_transport) as client:
             with pytest.raises(error_type) as caught:
                 stream = client.chat_stream(model="m", messages=MESSAGES)
                 async with to_async_iterator(stream) as it:
@@ -631,12 +640,16 @@ def test_c8_a_slow_consumer_of_50_mb_holds_bounded_memory(
     check_flood(paused_at, count, peak)
 
 
-def test_c8_async_slow_consumer_of_50_mb_holds_bounded_memory(scripted: ScriptedServer) -> None:
+def test_c8_async_slow_consumer_of_50_mb_holds_bounded_memory(
+    scripted: ScriptedServer, async_transport: AsyncTransportName
+) -> None:
     scripted.enqueue(flood_script())
 
     async def main() -> tuple[int, int, int]:
         count = paused_at = 0
-        async with AsyncClient(KEY, base_url=scripted.base_url) as client:
+        async with AsyncClient(
+            KEY, base_url=scripted.base_url, transport=async_transport
+        ) as client:
             tracemalloc.start()
             try:
                 stream = client.chat_stream(model="m", messages=MESSAGES)

@@ -1,7 +1,8 @@
 """L: no leaks under load: connections reused, nothing left behind, bounded memory, limits.
 
 The leak tests run on a pool of one connection with the garbage collector disabled, so a
-reference cycle or an unclosed response shows up at once (a PoolTimeout, a live object).
+reference cycle or an unclosed response shows up at once (a PoolTimeout, or on the native
+transport its ledger's failed connect; a live object).
 Timings are not asserted here: they live in ``benchmarks/``.
 """
 
@@ -59,6 +60,7 @@ from tests.scripted_server import (
     sse_events,
 )
 from tests.test_client import delta, pool1_client, sse_ok, start, text_stream
+from tests.transports import AsyncTransportName
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -90,11 +92,13 @@ def test_l1_a_thousand_sequential_streams_reuse_one_keep_alive_connection() -> N
         assert server.accepts == 1  # <= the pool size: every body was read to its end
 
 
-def test_l1_async_a_thousand_sequential_streams_reuse_one_connection() -> None:
+def test_l1_async_a_thousand_sequential_streams_reuse_one_connection(
+    async_transport: AsyncTransportName,
+) -> None:
     with ScriptedServer(default=sse_ok(text_stream("a", "b", "c"))) as server:
 
         async def main() -> None:
-            async with apool1_client(server.base_url) as client:
+            async with apool1_client(server.base_url, async_transport) as client:
                 for _ in range(1000):
                     events, error = await acollect(client)
                     assert error is None and len(events) == 7
@@ -159,14 +163,16 @@ def reached(seen: list[Any], count: int) -> Any:
     return lambda: len(seen) >= count
 
 
-def test_l1_async_a_thousand_streams_cancelled_at_a_random_event_leave_nothing_behind() -> None:
+def test_l1_async_a_thousand_streams_cancelled_at_a_random_event_leave_nothing_behind(
+    async_transport: AsyncTransportName,
+) -> None:
     rng = random.Random(2000)
     sockets_before = open_sockets()
     with ScriptedServer(default=endless) as server:
         listener_sockets = open_sockets() - sockets_before
 
         async def main() -> None:
-            async with apool1_client(server.base_url) as client:
+            async with apool1_client(server.base_url, async_transport) as client:
                 for i in range(1000):
                     stop_at = rng.randint(1, EVENTS_BEFORE_STALL)
                     stream = client.chat_stream(model="m", messages=MESSAGES)
@@ -250,12 +256,14 @@ def test_l2_stream_objects_die_by_reference_counting_alone(scripted: ScriptedSer
 
 
 def test_l2_async_stream_objects_die_by_reference_counting_alone(
-    scripted: ScriptedServer,
+    scripted: ScriptedServer, async_transport: AsyncTransportName
 ) -> None:
     scripted.enqueue(sse_ok(text_stream("a")), stalled_script())
 
     async def main() -> None:
-        async with AsyncClient(KEY, base_url=scripted.base_url) as client:
+        async with AsyncClient(
+            KEY, base_url=scripted.base_url, transport=async_transport
+        ) as client:
             stream = client.chat_stream(model="m", messages=MESSAGES)
             async with to_async_iterator(stream) as it:
                 events = [e async for e in it]
@@ -512,6 +520,8 @@ def expected_text(tag: str) -> str:
 
 
 def test_l5_fifty_concurrent_async_streams_on_ten_connections() -> None:
+    # httpx only: the subject is httpx's connection limit. The native transport has no cap;
+    # its concurrent streams are tests/test_native_transport.py's.
     with ScriptedServer(default=tagged) as server:
 
         async def one(client: AsyncClient, tag: str) -> tuple[str, list[ChatEvent], Any]:

@@ -33,7 +33,7 @@ from streamkit import (
 from streamkit import errors as E
 from streamkit._request import RequestOptions
 from streamkit._retry import RetryPolicy
-from tests.reliability.support import MESSAGES, Outcome
+from tests.reliability.support import ASYNC_MODES, MESSAGES, Outcome, transport_of
 from tests.scripted_server import (
     Chunk,
     Finish,
@@ -221,10 +221,12 @@ def run_scenario(mode: str, base_url: str, key: str, extra: bool) -> tuple[Outco
             "authorization": f"Bearer {key}",
         }
     seen: list[str] = []
-    if mode == "async":
+    if mode.startswith("async-"):
 
         async def main() -> Outcome:
-            async with AsyncClient(key, base_url=base_url, **client_options()) as client:
+            async with AsyncClient(
+                key, base_url=base_url, transport=transport_of(mode), **client_options()
+            ) as client:
                 client._config.retry = RetryPolicy(initial_delay=0.01)
                 stream = client.chat_stream(model="m", messages=MESSAGES, request_options=options)
                 iterator = to_async_iterator(stream)
@@ -256,7 +258,7 @@ def run_scenario(mode: str, base_url: str, key: str, extra: bool) -> tuple[Outco
 
 
 @pytest.mark.parametrize("extra", [False, True], ids=["our-key", "user-headers-too"])
-@pytest.mark.parametrize("mode", ["iterator", "async"])
+@pytest.mark.parametrize("mode", ["iterator", *ASYNC_MODES])
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_s1_s2_s3_s5_the_key_appears_nowhere_but_in_authorization(
     scripted: ScriptedServer,

@@ -26,6 +26,7 @@ from streamkit import (
 from streamkit import errors as E
 from streamkit._retry import RetryPolicy
 from tests.reliability.support import (
+    ASYNC_MODES,
     KEY,
     MESSAGES,
     MODES,
@@ -37,6 +38,7 @@ from tests.reliability.support import (
     collect,
     fast_backoff,
     run_stream,
+    transport_of,
 )
 from tests.scripted_server import (
     Chunk,
@@ -56,6 +58,7 @@ from tests.scripted_server import (
     sse_events,
 )
 from tests.test_client import end, pool1_client, sse_ok, text_stream
+from tests.transports import AsyncTransportName, LedgerNativeTransport
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -149,6 +152,7 @@ def test_f1_status_errors_are_typed_and_the_response_is_closed(
 )
 def test_f1_async_status_errors_are_typed_and_the_response_is_closed(
     scripted: ScriptedServer,
+    async_transport: AsyncTransportName,
     status: int,
     cls: type[E.APIStatusError],
     ctype: str | None,
@@ -158,7 +162,7 @@ def test_f1_async_status_errors_are_typed_and_the_response_is_closed(
     scripted.enqueue(status_script(status, ctype, raw), sse_ok(text_stream("next")))
 
     async def main() -> tuple[Outcome, Outcome]:
-        async with apool1_client(scripted.base_url, max_retries=0) as client:
+        async with apool1_client(scripted.base_url, async_transport, max_retries=0) as client:
             return await acollect(client), await acollect(client)
 
     (events, error), (after, after_error) = asyncio.run(main())
@@ -252,19 +256,27 @@ def test_f3_connection_refused_is_retried_then_a_typed_connection_error(max_retr
 
 
 @pytest.mark.parametrize("max_retries", [0, 2])
-def test_f3_async_connection_refused(max_retries: int) -> None:
-    transport = CountingAsyncTransport()
+def test_f3_async_connection_refused(max_retries: int, async_transport: AsyncTransportName) -> None:
+    base_url = f"http://127.0.0.1:{free_port()}"
 
-    async def main() -> Outcome:
-        async with httpx.AsyncClient(transport=transport) as http:
-            client = AsyncClient(KEY, base_url=f"http://127.0.0.1:{free_port()}", http_client=http)
+    async def main() -> tuple[Outcome, int]:
+        if async_transport == "native":
+            native = LedgerNativeTransport()  # counts the connects it tries
+            async with AsyncClient(KEY, base_url=base_url, transport=native) as client:
+                fast_backoff(client, max_retries)
+                outcome = await acollect(client)
+            await native.aclose()
+            return outcome, native.connects
+        counting = CountingAsyncTransport()
+        async with httpx.AsyncClient(transport=counting) as http:
+            client = AsyncClient(KEY, base_url=base_url, http_client=http)
             fast_backoff(client, max_retries)
-            return await acollect(client)
+            return await acollect(client), counting.requests
 
-    events, error = asyncio.run(main())
+    (events, error), sends = asyncio.run(main())
     assert isinstance(error, E.APIConnectionError)
     assert isinstance(error.__cause__, httpx.ConnectError)
-    assert transport.requests == 1 + max_retries
+    assert sends == 1 + max_retries
 
 
 # ----------------------------------------------------------------------------- F-4, F-5
@@ -498,8 +510,9 @@ def test_f12_retries_before_the_body_honour_retry_after(
     assert requests[2].received_at - requests[1].received_at >= 1.0
 
 
+@pytest.mark.parametrize("mode", ASYNC_MODES)
 def test_f12_async_retries_the_same_way(
-    scripted: ScriptedServer, caplog: pytest.LogCaptureFixture
+    scripted: ScriptedServer, caplog: pytest.LogCaptureFixture, mode: str
 ) -> None:
     scripted.enqueue(
         json_response(503, {"message": "busy"}, ("retry-after-ms", "20")),
@@ -507,7 +520,7 @@ def test_f12_async_retries_the_same_way(
         sse_ok(text_stream("third time")),
     )
     with caplog.at_level(logging.INFO, logger="streamkit"):
-        received, error = run_stream("async", scripted.base_url)
+        received, error = run_stream(mode, scripted.base_url)
     assert error is None and received[-1].type == "message-end"
     assert len(scripted.requests) == 3
     assert len({r.body for r in scripted.requests}) == 1
@@ -608,13 +621,19 @@ def test_f13_every_retried_response_is_closed(scripted: ScriptedServer) -> None:
     assert scripted.accepts == 1  # every retried response was read to its end and reused
 
 
-def test_f13_async_every_retried_response_is_closed(scripted: ScriptedServer) -> None:
-    transport = CountingAsyncTransport()
+def test_f13_async_every_retried_response_is_closed(
+    scripted: ScriptedServer, async_transport: AsyncTransportName
+) -> None:
+    # On httpx, a counting transport sees every response closed; the native transport reads
+    # each one to its end into the same connection (one accept), its ledger watching.
+    counting = CountingAsyncTransport() if async_transport == "httpx" else None
     for _ in range(3):
         scripted.enqueue(fast_503(), fast_503(), sse_ok(text_stream("ok")))
 
     async def main() -> list[Outcome]:
-        async with apool1_client(scripted.base_url, transport=transport) as client:
+        async with apool1_client(
+            scripted.base_url, async_transport, http_transport=counting
+        ) as client:
             return [await acollect(client) for _ in range(3)]
 
     gc.disable()
@@ -623,14 +642,16 @@ def test_f13_async_every_retried_response_is_closed(scripted: ScriptedServer) ->
     finally:
         gc.enable()
     assert all(error is None for _, error in outcomes)
-    assert (transport.requests, transport.closes) == (9, 9)
+    if counting is not None:
+        assert (counting.requests, counting.closes) == (9, 9)
+    assert len(scripted.requests) == 9
     assert scripted.accepts == 1
 
 
 # ----------------------------------------------------------------------------- F-14
 
 
-@pytest.mark.parametrize("mode", ["iterator", "async"])
+@pytest.mark.parametrize("mode", ["iterator", *ASYNC_MODES])
 def test_f14_gzip_body_is_decoded_and_each_event_arrives_with_its_block(
     scripted: ScriptedServer, mode: str
 ) -> None:
@@ -662,7 +683,9 @@ def test_f14_gzip_body_is_decoded_and_each_event_arrives_with_its_block(
     else:
 
         async def main() -> None:
-            async with AsyncClient(KEY, base_url=scripted.base_url) as client:
+            async with AsyncClient(
+                KEY, base_url=scripted.base_url, transport=transport_of(mode)
+            ) as client:
                 async with to_async_iterator(
                     client.chat_stream(model="m", messages=MESSAGES)
                 ) as it:
@@ -678,7 +701,7 @@ def test_f14_gzip_body_is_decoded_and_each_event_arrives_with_its_block(
 # ----------------------------------------------------------------------------- F-15
 
 
-@pytest.mark.parametrize("mode", ["iterator", "async"])
+@pytest.mark.parametrize("mode", ["iterator", *ASYNC_MODES])
 def test_f15_proxy_buffering_or_fragmentation_changes_timing_never_content(
     scripted: ScriptedServer, mode: str
 ) -> None:
@@ -712,7 +735,9 @@ def test_f15_buffered_and_fragmented_failures_are_identical_too(
 # ----------------------------------------------------------------------------- F-16
 
 
-@pytest.mark.parametrize("mode", ["iterator", "async"])
+# httpx only: the subject is httpx's follow_redirects. The native transport never follows a
+# redirect (test_f16_redirects_off_by_default_are_a_typed_error runs over it).
+@pytest.mark.parametrize("mode", ["iterator", "async-httpx"])
 def test_f16_cross_origin_redirect_never_carries_the_key(
     scripted: ScriptedServer, mode: str
 ) -> None:
@@ -754,7 +779,7 @@ def test_f16_redirects_off_by_default_are_a_typed_error(
     assert len(scripted.requests) == 1
 
 
-@pytest.mark.parametrize("mode", ["iterator", "observable", "async"])
+@pytest.mark.parametrize("mode", MODES)
 def test_f6_a_slow_consumer_does_not_trip_the_idle_timeout(
     scripted: ScriptedServer, mode: str
 ) -> None:
@@ -772,10 +797,12 @@ def test_f6_a_slow_consumer_does_not_trip_the_idle_timeout(
         if len(seen) == 1:
             time.sleep(0.3)
 
-    if mode == "async":
+    if mode.startswith("async-"):
 
         async def main() -> BaseException | None:
-            async with AsyncClient(KEY, base_url=scripted.base_url, idle_timeout=0.2) as client:
+            async with AsyncClient(
+                KEY, base_url=scripted.base_url, idle_timeout=0.2, transport=transport_of(mode)
+            ) as client:
                 try:
                     stream = client.chat_stream(model="m", messages=MESSAGES)
                     async with to_async_iterator(stream) as it:
