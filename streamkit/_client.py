@@ -221,6 +221,8 @@ class Client:
     ) -> None:
         if transport is not None and http_client is not None:
             raise ValueError("pass http_client or transport, not both")
+        if transport is not None and timeout is not DEFAULT_TIMEOUT:
+            raise ValueError("a transport has its own timeout: pass timeout= to the transport")
         self._config = _ClientConfig(
             api_key,
             base_url,
@@ -473,6 +475,8 @@ class AsyncClient:
             )
         if transport != "httpx" and http_client is not None:
             raise ValueError("pass http_client or transport, not both")
+        if not isinstance(transport, str) and timeout is not DEFAULT_TIMEOUT:
+            raise ValueError("a transport has its own timeout: pass timeout= to the transport")
         self._config = _ClientConfig(
             api_key,
             base_url,

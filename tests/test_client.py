@@ -751,3 +751,11 @@ def test_http_client_and_transport_together_are_refused() -> None:
 def test_an_unknown_transport_name_is_refused() -> None:
     with pytest.raises(ValueError, match="'httpx', 'native' or a transport"):
         AsyncClient(KEY, transport="h2")  # type: ignore[arg-type]
+
+
+def test_a_timeout_beside_a_transport_object_is_refused_not_ignored() -> None:
+    with pytest.raises(ValueError, match="own timeout"):
+        Client(KEY, timeout=3.0, transport=HttpxTransport(timeout=3.0))
+    with pytest.raises(ValueError, match="own timeout"):
+        AsyncClient(KEY, timeout=3.0, transport=NativeTransport(timeout=3.0))
+    AsyncClient(KEY, timeout=3.0, transport="native")  # a name: the timeout is for it
