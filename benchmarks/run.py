@@ -1035,6 +1035,20 @@ class Trial:
             and self.lag_p99_ms <= KEEP_UP_P99_MS
         )
 
+    @property
+    def hiccup(self) -> bool:
+        """Failed on its p99 alone, with a typical lag far below the limit.
+
+        One stall of the loop (a garbage collection, another process on a 2-core machine)
+        is enough to push one trial's p99 over the limit while the client keeps up easily.
+        """
+        return (
+            not self.keeps_up
+            and self.failures == 0
+            and self.events == self.expected
+            and self.lag_p50_ms <= KEEP_UP_P99_MS / 50
+        )
+
 
 TRIAL_TIMEOUT = 300.0  # seconds: a trial that cannot finish by then fails the benchmark
 
@@ -1216,11 +1230,20 @@ def find_max_streams(run: StreamsRun, base_url: str, settings: Settings) -> tupl
     """Double N while the loop keeps up, then bisect between the last good and first bad N."""
     trials: list[Trial] = []
     good, bad = 0, 0
-    streams = settings.concurrency_start
-    while streams <= settings.concurrency_max:
+
+    def measure(streams: int) -> Trial:
         result = trial(run, base_url, streams, settings.concurrency_events)
         trials.append(result)
         print(f"  {streams} streams: {result}", flush=True)
+        if result.hiccup:  # one stall is no verdict: the second run decides
+            result = trial(run, base_url, streams, settings.concurrency_events)
+            trials.append(result)
+            print(f"  {streams} streams (again): {result}", flush=True)
+        return result
+
+    streams = settings.concurrency_start
+    while streams <= settings.concurrency_max:
+        result = measure(streams)
         if not result.keeps_up:
             bad = streams
             break
@@ -1230,9 +1253,7 @@ def find_max_streams(run: StreamsRun, base_url: str, settings: Settings) -> tupl
         middle = (good + bad) // 2
         if middle in (good, bad):
             break
-        result = trial(run, base_url, middle, settings.concurrency_events)
-        trials.append(result)
-        print(f"  {middle} streams: {result}", flush=True)
+        result = measure(middle)
         if result.keeps_up:
             good = middle
         else:
@@ -1281,7 +1302,10 @@ def bench_concurrency(report: Report, server: LoopbackServer) -> None:
         f"A run keeps up when every stream completes and the lag p99 (write to `on_next` / "
         "loop body, counting the events written while all N streams were open: after the "
         "last one's first event, before the first one's end) is ≤ "
-        f"{KEEP_UP_P99_MS:.0f} ms. N doubles from {settings.concurrency_start} until a run "
+        f"{KEEP_UP_P99_MS:.0f} ms; a run that fails on its p99 alone with a p50 under "
+        f"{KEEP_UP_P99_MS / 50:.0f} ms (one stall of a shared 2-core machine) is run again, "
+        "and the second run decides (both are listed). "
+        f"N doubles from {settings.concurrency_start} until a run "
         f"fails, then {settings.bisect_steps} bisection steps. Most streams kept up with: "
         f'**streamkit {ours:,}{capped}, streamkit with `transport="native"` {native:,}, '
         f"streamkit on httpx-aiohttp {aiohttp:,}, SDK {sdk_best:,}**; httpx reading lines "
