@@ -2,8 +2,12 @@
 
 It answers from `streamkit._replies.script_reply`, streamed or not, in the real wire format
 (docs ``cohere-v2-stream.md``). The test suite uses it as its fixture and the CLI falls back to
-it when no ``CO_API_KEY`` is set, so it is standard library only, starts in milliseconds, keeps
-quiet on stderr and survives clients that hang up mid-stream.
+it when no ``CO_API_KEY`` is set, so it needs nothing beyond streamkit's own dependencies, starts
+in milliseconds, keeps quiet on stderr and survives clients that hang up mid-stream.
+
+HTTP/1.1 is h11's job, both ways, as in httpx: it parses each request (head, Content-Length or
+chunked body, keep-alive) and frames each response; this module only moves bytes between h11 and
+a socket, one thread per connection, and decides the replies in `_answer`, without I/O.
 
 Example:
     >>> import httpx
@@ -24,13 +28,17 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from email.utils import formatdate
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
+
+import h11
 
 from streamkit._replies import script_reply
 from streamkit.errors import OfflineRequestError, ServerNotRunningError
@@ -40,8 +48,12 @@ __all__ = ["OfflineServer", "RecordedRequest"]
 
 _CHAT_PATH = "/v2/chat"
 _MAX_BODY_BYTES = 16 * 1024 * 1024
+# A request head still incomplete past this gets 431 from h11 (http.server allowed 64 KiB a line).
+_MAX_HEAD_BYTES = 64 * 1024
+_RECEIVE_BYTES = 64 * 1024
 _IDLE_TIMEOUT_SECONDS = 60.0
 _STOP_TIMEOUT_SECONDS = 5.0
+_LINGER_SECONDS = 1.0  # how long a closing connection drops what the client still sends
 
 
 @dataclass(frozen=True)
@@ -91,7 +103,7 @@ class OfflineServer:
         self._address = (host, port)
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
-        self._httpd: _HTTPServer | None = None
+        self._httpd: _TCPServer | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> OfflineServer:
@@ -103,7 +115,7 @@ class OfflineServer:
         with self._lock:
             if self._httpd is not None:
                 return self
-            httpd = _HTTPServer(self._address, self)
+            httpd = _TCPServer(self._address, self)
             thread = threading.Thread(
                 target=httpd.serve_forever,
                 kwargs={"poll_interval": 0.05},
@@ -170,9 +182,10 @@ class OfflineServer:
             self._requests.append(request)
 
 
-class _HTTPServer(HTTPServer):
-    """One daemon thread per connection, all tracked so that `stop` can end them."""
+class _TCPServer(socketserver.TCPServer):
+    """Accepts connections, one daemon thread each, all tracked so that `stop` can end them."""
 
+    allow_reuse_address = True
     request_queue_size = 64
 
     def __init__(self, address: tuple[str, int], owner: OfflineServer) -> None:
@@ -182,19 +195,13 @@ class _HTTPServer(HTTPServer):
         self._connections: dict[threading.Thread, socket.socket] = {}
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host's FQDN, which can take seconds without DNS.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
+        super().__init__(address, _Connection)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         thread = threading.Thread(
             target=self._serve_connection,
             args=(request, client_address),
-            name=f"streamkit-offline-{self.server_port}-connection",
+            name=f"streamkit-offline-{self.server_address[1]}-connection",
             daemon=True,
         )
         with self._connections_lock:
@@ -232,186 +239,248 @@ class _HTTPServer(HTTPServer):
             thread.join(_STOP_TIMEOUT_SECONDS)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "streamkit-offline"
-    sys_version = ""
-    # Each SSE event must leave as soon as it is written (TCP_NODELAY).
-    disable_nagle_algorithm = True
-    timeout = _IDLE_TIMEOUT_SECONDS
-    server: _HTTPServer
+class _Connection(socketserver.BaseRequestHandler):
+    """One client connection, driven by h11.
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: ARG002 (fixed signature)
-        """Keep quiet: the CLI shares the terminal and tests read stderr."""
+    h11 reads every request and writes every response; this class only moves bytes between h11
+    and the socket, and `_answer` decides what to reply. Requests are answered in turn while h11
+    keeps the connection alive (RFC 9112 §9.3), until the client closes it, a response has to
+    close it, or the server stops.
+    """
 
-    def do_POST(self) -> None:
-        """Answer a request (every method lands here; only POST /v2/chat gets a reply)."""
-        request_id = uuid.uuid4()
+    request: socket.socket
+    server: _TCPServer
+
+    def setup(self) -> None:
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD_BYTES)
+        # The method of the request being answered (none yet): a response to HEAD has no body.
+        self.method = b""
+        self.request.settimeout(_IDLE_TIMEOUT_SECONDS)
+        # Each SSE event must leave as soon as it is written, not wait for Nagle's algorithm.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def handle(self) -> None:
         try:
-            self._answer(request_id)
+            while self._exchange():
+                self.h11.start_next_cycle()
+        except h11.RemoteProtocolError as exc:
+            # Malformed framing: h11 says which status fits (400, 431 for a huge head, 501
+            # for a transfer coding other than chunked). Its message may quote the request's
+            # bytes, the token among them, so the reply names only the status.
+            status = exc.error_status_hint
+            self._refuse(status, f"invalid request: {HTTPStatus(status).phrase.lower()}")
         except (ConnectionError, TimeoutError):
             # The client hung up (or went silent) mid-request or mid-stream.
-            self.close_connection = True
+            pass
 
-    do_GET = do_HEAD = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_POST
-
-    def _answer(self, request_id: uuid.UUID) -> None:
-        raw = self._read_body(request_id)
-        if raw is None:
+    def finish(self) -> None:
+        # Closing a socket with request bytes still unread makes the kernel send a reset, which
+        # can destroy a refusal before the client reads it (RFC 9112 §9.6): stop writing, then
+        # read and drop what the client still sends, for a moment.
+        if self.server.stopping.is_set() or self.h11.their_state is h11.CLOSED:
             return
-        body: Any = None
-        parsed = False
-        if raw.strip():
-            try:
-                body, parsed = json.loads(raw), True
-            except (ValueError, RecursionError):
-                pass
+        try:
+            self.request.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + _LINGER_SECONDS
+            while (left := deadline - time.monotonic()) > 0:
+                self.request.settimeout(left)
+                if not self.request.recv(_RECEIVE_BYTES):
+                    return
+        except OSError:
+            pass
+
+    def _exchange(self) -> bool:
+        """Read one request and answer it; True if the connection can carry another."""
+        self.method = b""
+        request = self._next_event()
+        if not isinstance(request, h11.Request):
+            return False  # ConnectionClosed: the client is done with this connection.
+        self.method = request.method
+        raw = self._read_body(request)
+        if raw is None:
+            return False
+        body, parsed = _parse_json(raw)
         record = RecordedRequest(
-            method=self.command,
-            path=self.path,
-            headers={name.lower(): value for name, value in self.headers.items()},
+            method=request.method.decode("ascii"),
+            # ISO-8859-1, as http.server decoded them: every byte h11 accepts maps to a character.
+            path=request.target.decode("latin-1"),
+            headers={
+                name.decode("ascii"): value.decode("latin-1") for name, value in request.headers
+            },
             body=body,
         )
         self.server.owner._record(record)
-
-        if urlsplit(self.path).path.rstrip("/") != _CHAT_PATH:
-            self._send_error(request_id, 404, f"no route for {self.command} {self.path}")
-            return
-        if self.command != "POST":
-            message = f"{self.command} is not allowed on {_CHAT_PATH}: use POST"
-            self._send_error(request_id, 405, message, [("Allow", "POST")])
-            return
-        if not _has_token(self.headers.get("Authorization")):
-            message = "no api key supplied: send an 'Authorization: Bearer <token>' header"
-            self._send_error(request_id, 401, message)
-            return
-        if not parsed:
-            self._send_error(request_id, 400, "invalid request: the body must be valid JSON")
-            return
-        if not isinstance(body, dict):
-            self._send_error(request_id, 400, "invalid request: the body must be a JSON object")
-            return
-        streamed = body.get("stream") is True
-        try:
-            reply = script_reply(body)
-            events = reply.stream_events() if streamed else []
-            response = {} if streamed else reply.response()
-        except OfflineRequestError as exc:
-            # Cohere answers a body with missing or invalid values with 400 (docs: "Errors").
-            self._send_error(request_id, 400, f"invalid request: {exc}")
-            return
-        except Exception as exc:
-            # A bug in the scripts: say so in the reply rather than drop the connection.
-            self._send_error(request_id, 500, f"the offline backend failed: {exc!r}")
-            return
-        if streamed:
-            self._stream(request_id, events, record)
+        request_id = uuid.uuid4()
+        reply = _answer(record, parsed, request_id)
+        if isinstance(reply, _StreamReply):
+            self._stream(request_id, reply.events, record)
         else:
-            self._send_json(request_id, 200, response)
+            self._send_json(request_id, reply)
+        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
 
-    def _read_body(self, request_id: uuid.UUID) -> bytes | None:
-        """Read the whole request body, so the connection stays in step for the next request."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return self._read_chunked(request_id)
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > _MAX_BODY_BYTES:
-            self.close_connection = True
-            status = 400 if length < 0 else 413
-            self._send_error(request_id, status, "invalid request: bad or too large Content-Length")
+    def _read_body(self, request: h11.Request) -> bytes | None:
+        """The whole request body, or None when it was refused as too large (413)."""
+        if _declared_length(request) > _MAX_BODY_BYTES:
+            # Refused before it is sent, which also answers an `Expect: 100-continue`.
+            self._refuse(413, "invalid request: the body is too large")
             return None
-        return self.rfile.read(length)
-
-    def _read_chunked(self, request_id: uuid.UUID) -> bytes | None:
+        if self.h11.they_are_waiting_for_100_continue:
+            self._send(h11.InformationalResponse(status_code=100, headers=[], reason="Continue"))
         chunks: list[bytes] = []
         size = 0
-        while True:
-            line = self.rfile.readline(1024)
-            try:
-                chunk_size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                chunk_size = -1
-            size += chunk_size
-            if chunk_size < 0 or size > _MAX_BODY_BYTES:
-                self.close_connection = True
-                self._send_error(request_id, 400, "invalid request: bad chunked body")
+        # h11 hands the body over as Data events (chunk sizes and trailers are its business),
+        # then EndOfMessage.
+        while isinstance(event := self._next_event(), h11.Data):
+            size += len(event.data)
+            if size > _MAX_BODY_BYTES:
+                self._refuse(413, "invalid request: the body is too large")
                 return None
-            if chunk_size == 0:
-                # Skip trailers up to the blank line that ends the body.
-                while self.rfile.readline(1024).strip():
-                    pass
-                return b"".join(chunks)
-            chunks.append(self.rfile.read(chunk_size))
-            self.rfile.readline(1024)
+            chunks.append(event.data)
+        return b"".join(chunks)
 
-    def _send_error(
-        self,
-        request_id: uuid.UUID,
-        status: int,
-        message: str,
-        headers: Iterable[tuple[str, str]] = (),
-    ) -> None:
-        # Cohere's error body: an id and a human-readable message (never the token).
-        self._send_json(request_id, status, {"id": str(request_id), "message": message}, headers)
+    def _next_event(self) -> h11.Event:
+        while not isinstance(event := self.h11.next_event(), h11.Event):
+            # Never PAUSED: a request is read only once the previous cycle is over.
+            assert event is h11.NEED_DATA, event
+            # An empty read is the client's end of stream, which h11 must hear about too.
+            self.h11.receive_data(self.request.recv(_RECEIVE_BYTES))
+        return event
 
-    def _send_json(
-        self,
-        request_id: uuid.UUID,
-        status: int,
-        payload: Mapping[str, Any],
-        headers: Iterable[tuple[str, str]] = (),
-    ) -> None:
-        data = _dump(payload)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-request-id", request_id.hex)
-        for name, value in headers:
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer with an error when the request cannot be read, and close the connection."""
+        if self.server.stopping.is_set() or self.h11.our_state not in {h11.IDLE, h11.SEND_RESPONSE}:
+            return
+        request_id = uuid.uuid4()
+        self._send_json(request_id, _error(request_id, status, message), close=True)
+
+    def _send_json(self, request_id: uuid.UUID, reply: _JsonReply, *, close: bool = False) -> None:
+        data = _dump(reply.payload)
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(data))),
+            ("x-request-id", request_id.hex),
+            *reply.headers,
+        ]
+        if close:
+            headers.append(("Connection", "close"))
+        self._send(_response(reply.status, headers))
+        if self.method != b"HEAD":
+            self._send(h11.Data(data=data))
+        self._send(h11.EndOfMessage())
 
     def _stream(
         self, request_id: uuid.UUID, events: list[dict[str, Any]], record: RecordedRequest
     ) -> None:
-        # HTTP/1.0 has no chunked encoding: the body then ends when the connection closes.
-        chunked = self.request_version != "HTTP/1.0"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("x-request-id", request_id.hex)
-        if chunked:
-            self.send_header("Transfer-Encoding", "chunked")
-        else:
-            self.close_connection = True
-            self.send_header("Connection", "close")
-        self.end_headers()
-
+        # No framing header of our own: h11 sends the body chunked to an HTTP/1.1 client and
+        # ends it by closing the connection for an HTTP/1.0 one (RFC 9112 §6.3, §7).
+        headers = [
+            ("Content-Type", "text/event-stream"),
+            ("Cache-Control", "no-cache"),
+            ("x-request-id", request_id.hex),
+        ]
+        self._send(_response(200, headers))
         stopping = self.server.stopping
         for position, event in enumerate(events):
             pacing = self.server.owner.pacing
             if (position and pacing > 0 and stopping.wait(pacing)) or stopping.is_set():
                 # The server is stopping: end the stream as a dropped connection would.
-                self.close_connection = True
                 return
-            # Framing (§1): `event: <type>`, `data: <one-line JSON>`, blank line; one chunk each.
-            self._write(
-                b"event: %s\ndata: %s\n\n" % (event["type"].encode(), _dump(event)), chunked
-            )
+            # Framing (§1): `event: <type>`, `data: <one-line JSON>`, blank line. One Data
+            # event is one chunk, handed to the socket at once.
+            data = b"event: %s\ndata: %s\n\n" % (event["type"].encode(), _dump(event))
+            self._send(h11.Data(data=data))
             record.sent_events.append(event["type"])
-        self._write(b"data: [DONE]\n\n", chunked)
-        if chunked:
-            self.wfile.write(b"0\r\n\r\n")
+        self._send(h11.Data(data=b"data: [DONE]\n\n"))
+        self._send(h11.EndOfMessage())
         record.sent_events.append("[DONE]")
 
-    def _write(self, data: bytes, chunked: bool) -> None:
-        # The handler's wfile is unbuffered: each write is sent at once.
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+    def _send(
+        self, event: h11.InformationalResponse | h11.Response | h11.Data | h11.EndOfMessage
+    ) -> None:
+        self.request.sendall(self.h11.send(event))
+
+
+@dataclass(frozen=True)
+class _JsonReply:
+    """A response with a whole JSON body."""
+
+    status: int
+    payload: Mapping[str, Any]
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class _StreamReply:
+    """A 200 whose body is these events, streamed as SSE."""
+
+    events: list[dict[str, Any]]
+
+
+def _answer(
+    request: RecordedRequest, parsed: bool, request_id: uuid.UUID
+) -> _JsonReply | _StreamReply:
+    """Decide the reply to a request read in full (no I/O: the connection sends it)."""
+    path = urlsplit(request.path).path
+    if path.rstrip("/") != _CHAT_PATH:
+        return _error(request_id, 404, f"no route for {request.method} {request.path}")
+    if request.method != "POST":
+        message = f"{request.method} is not allowed on {_CHAT_PATH}: use POST"
+        return _error(request_id, 405, message, [("Allow", "POST")])
+    if not _has_token(request.headers.get("authorization")):
+        message = "no api key supplied: send an 'Authorization: Bearer <token>' header"
+        return _error(request_id, 401, message)
+    body = request.body
+    if not parsed:
+        return _error(request_id, 400, "invalid request: the body must be valid JSON")
+    if not isinstance(body, dict):
+        return _error(request_id, 400, "invalid request: the body must be a JSON object")
+    try:
+        reply = script_reply(body)
+        if body.get("stream") is True:
+            return _StreamReply(reply.stream_events())
+        return _JsonReply(200, reply.response())
+    except OfflineRequestError as exc:
+        # Cohere answers a body with missing or invalid values with 400 (docs: "Errors").
+        return _error(request_id, 400, f"invalid request: {exc}")
+    except Exception as exc:
+        # A bug in the scripts: say so in the reply rather than drop the connection.
+        return _error(request_id, 500, f"the offline backend failed: {exc!r}")
+
+
+def _error(
+    request_id: uuid.UUID, status: int, message: str, headers: Iterable[tuple[str, str]] = ()
+) -> _JsonReply:
+    # Cohere's error body: an id and a human-readable message (never the token).
+    return _JsonReply(status, {"id": str(request_id), "message": message}, tuple(headers))
+
+
+def _response(status: int, headers: list[tuple[str, str]]) -> h11.Response:
+    return h11.Response(
+        status_code=status,
+        reason=HTTPStatus(status).phrase,
+        headers=[("Server", "streamkit-offline"), ("Date", formatdate(usegmt=True)), *headers],
+    )
+
+
+def _declared_length(request: h11.Request) -> int:
+    """The body's length as its Content-Length declares it; 0 when the body is chunked or absent.
+
+    h11 frames the body by this value and has checked it (one value, 1 to 20 digits); it is read
+    here only so that a body too large is refused before it is sent (RFC 9110 §15.5.14).
+    """
+    if any(name == b"transfer-encoding" for name, _ in request.headers):
+        return 0  # Chunked framing wins over a Content-Length (RFC 9112 §6.3).
+    return next((int(value) for name, value in request.headers if name == b"content-length"), 0)
+
+
+def _parse_json(raw: bytes) -> tuple[Any, bool]:
+    """The body as JSON and True, or None and False when it is empty or not JSON."""
+    if raw.strip():
+        try:
+            return json.loads(raw), True
+        except (ValueError, RecursionError):
+            pass
+    return None, False
 
 
 def _has_token(authorization: str | None) -> bool:
