@@ -82,20 +82,29 @@ _ASYNC_MODES: dict[str, AsyncTransportName] = {f"async-{name}": name for name in
 ASYNC_MODES = [pytest.param(mode, id=mode) for mode in _ASYNC_MODES]
 """``async for`` on an ``AsyncClient``, once over each asyncio transport."""
 
+_SUBSCRIBE_MODES: dict[str, AsyncTransportName] = {
+    f"async-subscribe-{name}": name for name in ASYNC_TRANSPORTS
+}
+
 MODES = [
     pytest.param("iterator", id="iterator"),
     pytest.param("observable", id="observable"),
     *ASYNC_MODES,
+    *(pytest.param(mode, id=mode) for mode in _SUBSCRIBE_MODES),
 ]
 """The ways to consume a client stream: ``for`` on the caller's thread, ``subscribe`` (a
-reader thread), and ``async for`` on an ``AsyncClient`` over each asyncio transport
-(``async-httpx``, ``async-native``)."""
+reader thread), ``async for`` on an ``AsyncClient`` over each asyncio transport
+(``async-httpx``, ``async-native``), and ``subscribe`` on the loop over each
+(``async-subscribe-httpx``, ``async-subscribe-native``: the native transport then delivers
+each event from inside its socket callback, a path of its own). Tests that consume the
+stream themselves treat the subscribe modes as their ``async for`` twins."""
 
 
 def transport_of(mode: str) -> AsyncTransportName:
     """The asyncio transport an ``async-...`` mode runs over."""
-    assert mode in _ASYNC_MODES, f"not an async mode: {mode!r}"
-    return _ASYNC_MODES[mode]
+    transport = _ASYNC_MODES.get(mode) or _SUBSCRIBE_MODES.get(mode)
+    assert transport is not None, f"not an async mode: {mode!r}"
+    return transport
 
 
 def fast_backoff(client: Client | AsyncClient, max_retries: int = 2) -> None:
@@ -117,6 +126,8 @@ def run_stream(
     client's retry policy (to fix the jitter).
     """
     arguments = arguments or {}
+    if mode in _SUBSCRIBE_MODES:
+        return asyncio.run(_subscribe_on_loop(mode, base_url, arguments, retry, options))
     if mode in _ASYNC_MODES:
 
         async def main() -> Outcome:
@@ -139,6 +150,46 @@ def run_stream(
         collector.wait()
         assert collector.terminal_signals == 1
         return collector.items, collector.error
+
+
+async def _subscribe_on_loop(
+    mode: str,
+    base_url: str,
+    arguments: dict[str, Any],
+    retry: RetryPolicy | None,
+    options: dict[str, Any],
+) -> Outcome:
+    """Subscribe on the running loop and wait for the one terminal signal."""
+    async with AsyncClient(
+        KEY, base_url=base_url, transport=transport_of(mode), **options
+    ) as client:
+        if retry is not None:
+            client._config.retry = retry
+        done = asyncio.Event()
+        events: list[ChatEvent] = []
+        failures: list[Exception] = []
+        signals: list[str] = []
+
+        def on_error(error: Exception) -> None:
+            failures.append(error)
+            signals.append("error")
+            done.set()
+
+        def on_completed() -> None:
+            signals.append("completed")
+            done.set()
+
+        stream = client.chat_stream(model="m", messages=MESSAGES, **arguments)
+        subscription = stream.subscribe(
+            on_next=events.append, on_error=on_error, on_completed=on_completed
+        )
+        try:
+            await done.wait()
+            await asyncio.sleep(0)  # a second terminal signal would come now
+        finally:
+            subscription.dispose()
+        assert len(signals) == 1, signals
+        return events, failures[0] if failures else None
 
 
 class _CountingStream(httpx.SyncByteStream):
