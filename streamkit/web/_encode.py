@@ -88,8 +88,9 @@ def encode_sse_data(chunk: Mapping[str, Any]) -> bytes:
 
 def encode_sse_event(event: ChatEvent) -> bytes:
     """One Cohere event as Cohere frames it: ``event: <type>``, ``data: <JSON>``, a blank line."""
-    payload = event_to_dict(event)
-    return b"event: %s\ndata: %s\n\n" % (str(payload["type"]).encode(), _dump(payload))
+    # `type` first and always present: a model built in code has it only as a default.
+    payload = {"type": event.type, **event_to_dict(event)}
+    return b"event: %s\ndata: %s\n\n" % (event.type.encode(), _dump(payload))
 
 
 def error_text(error: BaseException) -> str:

@@ -9,9 +9,11 @@ upstream request at once (the Observable's subscription is disposed).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from typing import Any
 
+import anyio
 import reactivex
 from reactivex import operators as ops
 from reactivex.scheduler import NewThreadScheduler
@@ -99,7 +101,11 @@ def ui_message_stream_response(
 
     Returns:
         A `StreamingResponse` to return from a Starlette or FastAPI endpoint.
+
+    Raises:
+        ValueError: ``keep_alive`` is not a positive number of seconds.
     """
+    _check_keep_alive(keep_alive)
 
     async def body() -> AsyncIterator[bytes]:
         encoder = UIMessageStreamEncoder()
@@ -108,17 +114,18 @@ def ui_message_stream_response(
             return b"".join(encode_sse_data(chunk) for chunk in events)
 
         try:
-            async for event in _paced(stream, keep_alive):
-                if event is None:
-                    yield KEEP_ALIVE
-                    continue
-                data = chunks(encoder.encode(event))
-                if data:
-                    yield data
-                if encoder.ended:
-                    break
-            else:
-                yield chunks(encoder.finish())
+            async with contextlib.aclosing(_paced(stream, keep_alive)) as events:
+                async for event in events:
+                    if event is None:
+                        yield KEEP_ALIVE
+                        continue
+                    data = chunks(encoder.encode(event))
+                    if data:
+                        yield data
+                    if encoder.ended:
+                        break
+                else:
+                    yield chunks(encoder.finish())
         except Exception as error:  # every failure becomes the protocol's `error` chunk
             yield chunks(encoder.fail(error))
         yield DONE
@@ -151,24 +158,34 @@ def sse_response(
 
     Returns:
         A `StreamingResponse` to return from a Starlette or FastAPI endpoint.
+
+    Raises:
+        ValueError: ``keep_alive`` is not a positive number of seconds.
     """
+    _check_keep_alive(keep_alive)
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            async for event in _paced(stream, keep_alive):
-                if event is None:
-                    yield KEEP_ALIVE
-                    continue
-                yield encode_sse_event(event)
-                if isinstance(event, ErrorEvent) or (
-                    isinstance(event, MessageEndEvent) and event.delta.finish_reason == "ERROR"
-                ):
-                    break  # the error is said; the stream's own error would say it twice
+            async with contextlib.aclosing(_paced(stream, keep_alive)) as events:
+                async for event in events:
+                    if event is None:
+                        yield KEEP_ALIVE
+                        continue
+                    yield encode_sse_event(event)
+                    if isinstance(event, ErrorEvent) or (
+                        isinstance(event, MessageEndEvent) and event.delta.finish_reason == "ERROR"
+                    ):
+                        break  # the error is said; the stream's own error would say it twice
         except Exception as error:  # every failure becomes an `error` event
             yield encode_sse_event(ErrorEvent(message=error_text(error)))
         yield DONE
 
     return _respond(body(), _SSE_HEADERS, headers, status_code, background)
+
+
+def _check_keep_alive(keep_alive: float) -> None:
+    if not keep_alive > 0:
+        raise ValueError(f"keep_alive must be > 0 seconds, got {keep_alive!r}")
 
 
 def _respond(
@@ -193,10 +210,8 @@ def _events(stream: reactivex.Observable[ChatEvent]) -> AsyncStreamIterator[Chat
 
 async def _paced(
     stream: reactivex.Observable[ChatEvent], keep_alive: float
-) -> AsyncIterator[ChatEvent | None]:
+) -> AsyncGenerator[ChatEvent | None, None]:
     """The stream's events, with a ``None`` after every ``keep_alive`` seconds of silence."""
-    if keep_alive <= 0:
-        raise ValueError(f"keep_alive must be > 0 seconds, got {keep_alive!r}")
     events = _events(stream)
     pending: asyncio.Future[ChatEvent] | None = None
     try:
@@ -214,7 +229,11 @@ async def _paced(
                 return
             yield event
     finally:
-        if pending is not None:
-            pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
-        await events.aclose()
+        # Starlette cancels the body when the client disconnects, and anyio cancels every
+        # await inside a cancelled scope again: shield the cleanup, or closing the upstream
+        # response would itself be cancelled and the request left running.
+        with anyio.CancelScope(shield=True):
+            if pending is not None:
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+            await events.aclose()

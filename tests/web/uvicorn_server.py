@@ -15,7 +15,7 @@ from starlette.types import ASGIApp
 def serve(app: ASGIApp) -> Iterator[str]:
     """Serve ``app`` on a free loopback port; yields its base URL, stops the server after."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", ws="none", http="h11"
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="auto", ws="none", http="h11"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
