@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from streamkit import Client, OfflineServer, from_sse_file
 from streamkit.web import ui_message_stream_response, ui_messages_to_cohere
-from tests.scripted_server import Chunk, Finish, Headers, ScriptedServer
+from tests.scripted_server import Chunk, Finish, Headers, ScriptedServer, Step
 from tests.web.assemble import fold, summary_of_message
 from tests.web.test_encode import FIXTURES, OFFLINE_CASES
 from tests.web.uvicorn_server import serve
@@ -150,7 +150,7 @@ def test_the_ai_sdk_assembles_what_streamkit_folds(
 
 def test_the_ai_sdk_sees_an_in_stream_error_as_an_error_chunk(node: str) -> None:
     recorded = FIXTURES[0].parent / "error_mid_stream.sse"
-    script = [Headers(), Chunk(recorded.read_bytes()), Finish()]
+    script: list[Step] = [Headers(), Chunk(recorded.read_bytes()), Finish()]
     with ScriptedServer(default=script) as upstream:
         with serve(proxy(upstream.base_url, {})) as base_url:
             result = read_with_ai_sdk(node, f"{base_url}/api/chat", user_says("Search the KB"))
