@@ -27,6 +27,7 @@ from streamkit import (
     from_sse_file,
 )
 from streamkit.web import sse_response, ui_message_stream_response
+from tests.scripted_server import ScriptedServer, json_response
 from tests.web.assemble import fold, summary_of_chunks, summary_of_message
 from tests.web.test_encode import FIXTURES
 from tests.web.uvicorn_server import serve
@@ -220,3 +221,23 @@ def test_a_sync_stream_is_consumed_off_the_event_loop(upstream: OfflineServer) -
         assert not done.is_set(), "the reply should still be streaming"
         reader.join(30)
     assert max(times) < 0.5
+
+
+def test_an_http_error_status_becomes_an_error_chunk_without_the_key() -> None:
+    key = "co-abcdefghijklmnopqrstuvwxyz0123456789"
+    body = {"message": f"invalid api token: Bearer {key}"}
+    with ScriptedServer(default=json_response(401, body)) as upstream:
+        with Client(api_key=key, base_url=upstream.base_url, max_retries=0) as cohere:
+
+            def app(_request: Request) -> Response:
+                messages = [{"role": "user", "content": "Hi"}]
+                return ui_message_stream_response(
+                    cohere.chat_stream(model=MODEL, messages=messages)
+                )
+
+            with TestClient(Starlette(routes=[Route("/", app)])) as client:
+                response = client.get("/")
+    chunks = ui_chunks(response.content)
+    assert [c["type"] for c in chunks] == ["start", "start-step", "error"]
+    assert "401" in chunks[-1]["errorText"]
+    assert key not in response.text and "abcdefghijklmnop" not in response.text
