@@ -150,18 +150,19 @@ def proxy_app(upstream: OfflineServer, kind: str) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         with Client(api_key="test-key", base_url=upstream.base_url) as sync_client:
-            async with AsyncClient(api_key="test-key", base_url=upstream.base_url) as async_client:
-                clients.update(sync=sync_client, async_=async_client)
+            async with (
+                AsyncClient(api_key="test-key", base_url=upstream.base_url) as async_client,
+                AsyncClient(
+                    api_key="test-key", base_url=upstream.base_url, transport="native"
+                ) as native_client,
+            ):
+                clients.update(sync=sync_client, async_=async_client, native=native_client)
                 yield
 
     async def chat(_request: Request) -> Response:
         messages = [{"role": "user", "content": QUESTION}]
-        if kind == "async":
-            stream: reactivex.Observable[ChatEvent] = clients["async_"].chat_stream(
-                model=MODEL, messages=messages
-            )
-        else:
-            stream = clients["sync"].chat_stream(model=MODEL, messages=messages)
+        client = clients["async_" if kind == "async" else kind]
+        stream: reactivex.Observable[ChatEvent] = client.chat_stream(model=MODEL, messages=messages)
         return ui_message_stream_response(stream)
 
     async def ping(_request: Request) -> Response:
@@ -172,7 +173,7 @@ def proxy_app(upstream: OfflineServer, kind: str) -> Starlette:
     )
 
 
-@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("kind", ["sync", "async", "native"])
 def test_a_client_hanging_up_cancels_the_upstream_request_within_a_second(
     upstream: OfflineServer, kind: str
 ) -> None:
