@@ -17,9 +17,15 @@ import anyio
 import reactivex
 from reactivex import operators as ops
 from reactivex.scheduler import NewThreadScheduler
-from starlette.background import BackgroundTask
-from starlette.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
+
+try:
+    from starlette.background import BackgroundTask
+    from starlette.responses import StreamingResponse
+    from starlette.types import Receive, Scope, Send
+except ImportError as error:  # say which extra brings it, not just what is missing
+    raise ImportError(
+        "streamkit.web needs Starlette: pip install 'cohere-streamkit[web]'"
+    ) from error
 
 from streamkit._adapters import AsyncStreamIterator, to_async_iterator
 from streamkit._events import ChatEvent, ErrorEvent, MessageEndEvent

@@ -29,3 +29,16 @@ def test_every_public_name_of_streamkit_web_is_documented() -> None:
             for member, method in vars(value).items() if inspect.isclass(value) else []:
                 if not member.startswith("_") and callable(method):
                     assert inspect.getdoc(method), f"{name}.{member}"
+
+
+def test_without_the_web_extra_the_error_names_it() -> None:
+    code = (
+        "import sys; sys.modules['starlette'] = None\n"
+        "try:\n"
+        "    import streamkit.web\n"
+        "except ImportError as error:\n"
+        '    assert "cohere-streamkit[web]" in str(error), error\n'
+        "else:\n"
+        "    raise AssertionError('imported')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
