@@ -1263,7 +1263,7 @@ def find_max_streams(run: StreamsRun, base_url: str, settings: Settings) -> tupl
 
 def bench_concurrency(report: Report, server: LoopbackServer) -> None:
     settings = report.settings
-    rows = []
+    rows: list[list[str]] = []
     best: dict[str, int] = {}
     # What a long-running server does after start-up: move the objects of its imports (the
     # SDK's models, pydantic, httpx, ...) out of the garbage collector's sight. Without it a

@@ -37,7 +37,8 @@
     ├── ToolArgumentsError               a tool call's joined arguments are not valid JSON
     ├── NoEventLoopError                 an async stream subscribed with no asyncio loop to run on
     ├── ServerNotRunningError            an OfflineServer's address asked for while it is stopped
-    └── OfflineRequestError              a request body the OfflineServer cannot answer (its 400)
+    ├── OfflineRequestError              a request body the OfflineServer cannot answer (its 400)
+    └── InvalidUIMessageError            AI SDK UIMessages that are not valid (also ValueError)
 
 Transport failures stay catchable as httpx errors: ``APIConnectionError`` and
 ``StreamInterruptedError`` are also ``httpx.TransportError``, and the two timeout classes
@@ -75,6 +76,7 @@ __all__ = [
     "InternalServerError",
     "InvalidHeaderError",
     "InvalidTokenError",
+    "InvalidUIMessageError",
     "LineTooLargeError",
     "MalformedEventError",
     "MissingAPIKeyError",
@@ -490,6 +492,15 @@ class OfflineRequestError(StreamkitError, ValueError):
     """A request body the offline backend cannot answer; the server turns it into HTTP 400.
 
     It is also a ``ValueError``: the body's values are what is wrong.
+    """
+
+
+class InvalidUIMessageError(StreamkitError, ValueError):
+    """A list of AI SDK ``UIMessage`` objects that cannot become Cohere V2 messages.
+
+    Raised by :func:`streamkit.web.ui_messages_to_cohere`; the message names the first wrong
+    field (``messages[2].parts[0].type``). It is also a ``ValueError``: the request body is
+    what is wrong, so a web app answers it with 400.
     """
 
 

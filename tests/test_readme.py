@@ -158,6 +158,12 @@ def displayed(out: str) -> None:
     assert footer.startswith("— finish COMPLETE")
 
 
+def served_to_browser(out: str) -> None:
+    protocol, text = lines(out)
+    assert protocol == "v1 ['text-end', 'finish-step', 'finish']"
+    assert text.startswith(OFFLINE_TEXT + 'Hi!"')
+
+
 def failure_keeps_partial(out: str) -> None:
     live, error, kept = lines(out)
     assert error.startswith("StreamTimeoutError: ") and "deadline" in error
@@ -181,6 +187,7 @@ EXPECTED: dict[str, Callable[[str], None]] = {
     'record("reply.sse")': recorded_and_replayed,
     "display_stream(": displayed,
     "except StreamError": failure_keeps_partial,
+    "ui_message_stream_response(": served_to_browser,
 }
 
 
