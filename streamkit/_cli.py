@@ -11,6 +11,10 @@
 * ``streamkit replay FILE`` plays a recording at its recorded pace (``--speed``,
   ``--instant``) with the same output options.
 * ``streamkit inspect FILE`` prints a recording's events as a table, with its timing.
+* ``streamkit serve`` serves a chat page and its ``/api/chat`` (`streamkit.web.create_app`)
+  with uvicorn on 127.0.0.1:8000 (``--host``, ``--port``, ``--model``): Cohere with
+  ``CO_API_KEY`` set, the offline backend without it (said on stderr and in the page). It
+  needs the ``web`` extra; Ctrl-C or SIGTERM stops it, status 0.
 
 A flag that would have no effect is refused rather than ignored: ``--speed``/``--instant`` on
 a live chat, ``--model``/``--system``/``--documents``/``--tools``/``--thinking``/``--offline``
@@ -52,7 +56,7 @@ from reactivex.subject import Subject
 from operators import buffer_sentences
 from streamkit._accumulate import MessageAccumulator
 from streamkit._adapters import to_iterator
-from streamkit._client import Client
+from streamkit._client import AsyncClient, Client
 from streamkit._display import recording_table, render_text
 from streamkit._events import (
     ChatEvent,
@@ -213,6 +217,18 @@ def _speed(value: str) -> float:
     return speed
 
 
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"the port must be a number from 0 to 65535, not {value!r}"
+        )
+    return port
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="streamkit",
@@ -296,6 +312,15 @@ def _parser() -> argparse.ArgumentParser:
 
     inspect = commands.add_parser("inspect", help="list a recorded stream's events and timing")
     inspect.add_argument("file", type=_recording_file, help="a .sse file from --record")
+
+    serve = commands.add_parser("serve", help="serve a chat page in the browser")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port", type=_port, default=8000, help="port to listen on (default 8000; 0: any free)"
+    )
+    serve.add_argument("--model", help=f"model name (default {DEFAULT_MODEL})")
     return parser
 
 
@@ -314,7 +339,7 @@ _REQUEST_FLAGS = (
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command != "inspect" and args.json and args.show:
+    if args.command in ("chat", "replay") and args.json and args.show:
         parser.error("--show has no effect with --json: every event is printed")
     if args.command == "chat":
         if args.replay is not None:
@@ -694,6 +719,30 @@ def _inspect(args: argparse.Namespace, stdout: TextIO) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace, stderr: TextIO) -> int:
+    """Run `streamkit.web.create_app` under uvicorn until Ctrl-C or SIGTERM."""
+    try:
+        from streamkit.web._serve import serve
+    except ImportError:
+        _fail_usage("streamkit serve needs the web extra: pip install 'cohere-streamkit[web]'")
+    model = DEFAULT_MODEL if args.model is None else args.model
+    if os.environ.get("CO_API_KEY"):
+        try:
+            client = AsyncClient()
+        except ValueError as error:  # a CO_API_URL that is no http(s) URL
+            _fail_usage(f"CO_API_URL: {error}")
+        where = "Cohere" if not os.environ.get("CO_API_URL") else "CO_API_URL"
+        print(f"streamkit: answering from {where} with {model}", file=stderr)
+    else:
+        client = AsyncClient.offline(pacing=_offline_pacing())
+        print(
+            "streamkit: CO_API_KEY is not set; answering from the built-in offline backend",
+            file=stderr,
+        )
+    serve(client, host=args.host, port=args.port, model=model, stderr=stderr)
+    return 0
+
+
 def _unreachable(args: argparse.Namespace, error: APIConnectionError) -> str:
     """Which server could not be reached, and what to try: for a connection error's line."""
     try:
@@ -725,6 +774,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "inspect":
             return _inspect(args, sys.stdout)
+        if args.command == "serve":
+            return _serve(args, sys.stderr)
         return _stream(args, sys.stdout, sys.stderr)
     except KeyboardInterrupt:
         print("streamkit: cancelled", file=sys.stderr)

@@ -249,6 +249,11 @@ class Client:
         """The transport requests travel by."""
         return self._transport
 
+    @property
+    def is_offline(self) -> bool:
+        """Whether this client was made by :meth:`offline` (answers from the built-in backend)."""
+        return self._offline is not None
+
     @classmethod
     def offline(
         cls,
@@ -510,6 +515,11 @@ class AsyncClient:
     def transport(self) -> AsyncTransport:
         """The transport requests travel by."""
         return self._transport
+
+    @property
+    def is_offline(self) -> bool:
+        """Whether this client was made by :meth:`offline` (answers from the built-in backend)."""
+        return self._offline is not None
 
     @classmethod
     def offline(
