@@ -20,9 +20,12 @@ Needs the ``web`` extra (``pip install 'cohere-streamkit[web]'``: Starlette and 
 
     app = Starlette(routes=[Route("/api/chat", chat, methods=["POST"])])
 
-`UIMessageStreamEncoder` is the pure part (events in, chunks out) for other frameworks.
+`create_app(client)` is a whole chat app (a page and ``/api/chat``), what ``streamkit
+serve`` runs. `UIMessageStreamEncoder` is the pure part (events in, chunks out) for other
+frameworks.
 """
 
+from streamkit.web._app import DEFAULT_MAX_BODY_SIZE, create_app
 from streamkit.web._encode import (
     UI_MESSAGE_STREAM_HEADERS,
     UIMessageStreamEncoder,
@@ -35,8 +38,10 @@ from streamkit.web._responses import DEFAULT_KEEP_ALIVE, sse_response, ui_messag
 
 __all__ = [
     "DEFAULT_KEEP_ALIVE",
+    "DEFAULT_MAX_BODY_SIZE",
     "UI_MESSAGE_STREAM_HEADERS",
     "UIMessageStreamEncoder",
+    "create_app",
     "encode_sse_data",
     "encode_sse_event",
     "error_text",
