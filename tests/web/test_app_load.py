@@ -1,0 +1,98 @@
+"""`create_app` under load: 200 concurrent chats through one uvicorn against a paced upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from streamkit import AsyncClient, Client, OfflineServer
+from tests.web.test_app import KEY, MODEL, OwnedClientApp, request_body, user
+from tests.web.uvicorn_server import serve
+
+STREAMS = 200
+
+
+@pytest.fixture
+def upstream() -> Iterator[OfflineServer]:
+    with OfflineServer(pacing=0.01) as server:
+        yield server
+
+
+def open_connections(server: OfflineServer) -> int:
+    """Connections the offline backend is still serving (its own bookkeeping)."""
+    httpd = server._httpd
+    assert httpd is not None
+    with httpd._connections_lock:
+        return len(httpd._connections)
+
+
+def question(number: int) -> str:
+    return f"Question number {number}: tell me about city {number}"
+
+
+async def chat(http: httpx.AsyncClient, number: int, *, hang_up_after: int | None) -> str:
+    """The reply's text; with ``hang_up_after``, hang up after that many text deltas."""
+    text, deltas = [], 0
+    body = request_body([user(question(number), f"u{number}")])
+    async with http.stream("POST", "/api/chat", json=body) as response:
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            if not line.startswith("data: {"):
+                continue
+            chunk = json.loads(line[6:])
+            assert chunk["type"] != "error", chunk
+            if chunk["type"] == "text-delta":
+                text.append(chunk["delta"])
+                deltas += 1
+                if deltas == hang_up_after:
+                    break
+    return "".join(text)
+
+
+async def chats(base_url: str, *, hang_up_after: int | None = None) -> list[str]:
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as http:
+        calls = [chat(http, n, hang_up_after=hang_up_after) for n in range(STREAMS)]
+        return await asyncio.gather(*calls)
+
+
+def test_200_concurrent_chats_each_get_their_exact_reply(upstream: OfflineServer) -> None:
+    app = OwnedClientApp(lambda: AsyncClient(KEY, base_url=upstream.base_url))
+    with serve(app) as base_url:
+        started = time.monotonic()
+        replies = asyncio.run(chats(base_url))
+        elapsed = time.monotonic() - started
+    with Client.offline() as client:
+        expected = [
+            client.chat_stream(model=MODEL, messages=[{"role": "user", "content": question(n)}])
+            .final_message()
+            .text
+            for n in range(STREAMS)
+        ]
+    assert replies == expected
+    assert all(request.sent_events[-1] == "[DONE]" for request in upstream.requests)
+    assert len(upstream.requests) == STREAMS
+    assert elapsed < 20
+
+
+def test_200_clients_hanging_up_leave_no_upstream_request_open(upstream: OfflineServer) -> None:
+    app = OwnedClientApp(lambda: AsyncClient(KEY, base_url=upstream.base_url))
+    with serve(app) as base_url:
+        partial = asyncio.run(chats(base_url, hang_up_after=3))
+        hung_up = time.monotonic()
+        while open_connections(upstream) and time.monotonic() < hung_up + 2:
+            time.sleep(0.05)
+        still_open = open_connections(upstream)
+        sent = [len(request.sent_events) for request in upstream.requests]
+        time.sleep(0.2)  # twenty pacing intervals: a live stream would have sent more
+        later = [len(request.sent_events) for request in upstream.requests]
+    assert all(text for text in partial)
+    assert len(upstream.requests) == STREAMS
+    assert still_open == 0
+    assert later == sent
+    assert not any("[DONE]" in request.sent_events for request in upstream.requests)
