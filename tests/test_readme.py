@@ -164,6 +164,13 @@ def served_to_browser(out: str) -> None:
     assert text.startswith(OFFLINE_TEXT + 'Hi!"')
 
 
+def chat_app_served(out: str) -> None:
+    info, reply, error = lines(out)
+    assert info.startswith("{'backend': 'offline', 'model': 'command-a-03-2025', 'version': ")
+    assert reply == "200 v1"
+    assert error.startswith("{'error': 'the request body is not JSON: ")
+
+
 def failure_keeps_partial(out: str) -> None:
     live, error, kept = lines(out)
     assert error.startswith("StreamTimeoutError: ") and "deadline" in error
@@ -188,6 +195,7 @@ EXPECTED: dict[str, Callable[[str], None]] = {
     "display_stream(": displayed,
     "except StreamError": failure_keeps_partial,
     "ui_message_stream_response(": served_to_browser,
+    "create_app(": chat_app_served,
 }
 
 
