@@ -283,9 +283,9 @@ class Reply {
       const mark = element("mark", {}, points.slice(citation.start, citation.end).join(""));
       mark.dataset.start = citation.start;
       mark.dataset.end = citation.end;
-      mark.title = citation.numbers.map((n) => "[" + n + "]").join(" ");
+      // The source numbers go in an attribute that CSS shows: the reply's text stays its text.
+      if (citation.numbers.length) mark.dataset.sources = citation.numbers.join(",");
       nodes.push(mark);
-      if (citation.numbers.length) nodes.push(element("sup", {}, citation.numbers.join(",")));
       at = citation.end;
     }
     nodes.push(document.createTextNode(points.slice(at).join("")));
