@@ -7,8 +7,10 @@ prints the tree it built, so what it renders from real UI message streams is che
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,14 +31,16 @@ pytestmark = pytest.mark.skipif(NODE is None, reason="needs node")
 Node = dict[str, Any] | str
 
 
-def run_page(base_url: str, *prompts: str) -> dict[str, Any]:
+def run_page(base_url: str, *prompts: str, stop: bool = False) -> dict[str, Any]:
     assert NODE is not None
+    env = {**os.environ, "STOP_AFTER_FIRST_TOKEN": "1"} if stop else None
     result = subprocess.run(
         [NODE, str(SCRIPT), base_url, *prompts],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     page: dict[str, Any] = json.loads(result.stdout)
@@ -136,3 +140,22 @@ def test_thinking_is_collapsed_and_tool_calls_show_their_input() -> None:
         else:
             (code,) = find(found, role("tool-input"))
             json.loads(text(code))  # the parsed input, pretty-printed
+
+
+def test_stop_aborts_the_reply_and_the_upstream_request() -> None:
+    with OfflineServer(pacing=0.02) as upstream:
+        app = OwnedClientApp(lambda: AsyncClient(KEY, base_url=upstream.base_url))
+        with serve(app) as base_url:
+            page = run_page(base_url, "Tell me about Paris", "Hi", stop=True)
+            time.sleep(0.3)  # fifteen pacing intervals: a live stream would have sent more
+            sent = [list(request.sent_events) for request in upstream.requests]
+            time.sleep(0.2)
+            later = [list(request.sent_events) for request in upstream.requests]
+    replies = find(page["conversation"], role("assistant"))
+    assert [node["attributes"]["data-state"] for node in replies] == ["stopped", "stopped"]
+    assert all("stopped" in text(find(node, role("stats"))[0]) for node in replies)
+    assert len(sent) == 2 and later == sent
+    assert not any("[DONE]" in events for events in sent)
+    # The stopped reply is part of the conversation: the second request carries it.
+    second = upstream.requests[1].body["messages"]
+    assert [message["role"] for message in second] == ["user", "assistant", "user"]

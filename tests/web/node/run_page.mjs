@@ -1,4 +1,6 @@
 // Usage: node run_page.mjs <base url> <prompt> [<prompt> ...]
+// With STOP_AFTER_FIRST_TOKEN=1 in the environment, the Stop button is clicked as soon as each
+// reply has some text.
 // Runs streamkit's chat.js (the page of `streamkit serve`) against a live server with a
 // minimal DOM of its own (no browser, no dependencies): types each prompt, presses Enter,
 // waits for the reply to end, then prints the conversation as JSON, one node per element:
@@ -100,6 +102,10 @@ for (const [index, text] of prompts.entries()) {
   prompt.value = text;
   prompt.dispatch("keydown", { key: "Enter", shiftKey: false, isComposing: false, preventDefault() {} });
   const replies = () => conversation.children.filter((c) => c.attributes["data-role"] === "assistant");
+  if (process.env.STOP_AFTER_FIRST_TOKEN) {
+    await until(() => replies().length === index + 1 && replies()[index].textContent.length > 0);
+    stop.dispatch("click", {});
+  }
   await until(() => replies().length === index + 1 && replies()[index].attributes["data-state"] !== "streaming" && !send.disabled);
 }
 process.stdout.write(JSON.stringify({ backend: tree(backend), conversation: tree(conversation) }) + "\n");
