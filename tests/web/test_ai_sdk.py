@@ -27,10 +27,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from streamkit import Client, OfflineServer, from_sse_file
+from streamkit import AsyncClient, Client, OfflineServer, from_sse_file
 from streamkit.web import ui_message_stream_response, ui_messages_to_cohere
 from tests.scripted_server import Chunk, Finish, Headers, ScriptedServer, Step
 from tests.web.assemble import fold, summary_of_message
+from tests.web.chat_app import OwnedClientApp
 from tests.web.test_encode import FIXTURES, OFFLINE_CASES
 from tests.web.uvicorn_server import serve
 
@@ -161,3 +162,17 @@ def test_the_ai_sdk_sees_an_in_stream_error_as_an_error_chunk(node: str) -> None
         "(available tools: search_knowledge_base)"
     ]
     assert result["message"]["parts"][1]["text"] == folded.message.tool_plan
+
+
+def test_the_ai_sdk_reads_the_chat_app(node: str, offline: OfflineServer) -> None:
+    question = "What is the weather in Paris?"
+    app = OwnedClientApp(lambda: AsyncClient("test-key", base_url=offline.base_url))
+    with serve(app) as base_url:
+        result = read_with_ai_sdk(node, f"{base_url}/api/chat", user_says(question))
+    assert result["errors"] == []
+    with Client(api_key="test-key", base_url=offline.base_url) as client:
+        messages = [{"role": "user", "content": question}]
+        folded, error = fold(client.chat_stream(model=MODEL, messages=messages))
+    assert error is None
+    assert summary_of_ui_message(result["message"]) == summary_of_message(folded)
+    assert result["message"]["metadata"]["finishReason"] == folded.finish_reason

@@ -5,43 +5,22 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from starlette.testclient import TestClient
-from starlette.types import Receive, Scope, Send
 
 from streamkit import AsyncClient, Client, OfflineServer
 from streamkit.web import create_app
 from tests.scripted_server import ScriptedServer, json_response
+from tests.web.chat_app import OwnedClientApp
 from tests.web.uvicorn_server import serve
 
 MODEL = "command-a-03-2025"
 KEY = "co-abcdefghijklmnopqrstuvwxyz0123456789"
 STATIC = ["chat.js", "chat.css"]
-
-
-class OwnedClientApp:
-    """`create_app` over a client made on the server's own loop at startup, closed at shutdown."""
-
-    def __init__(self, make_client: Callable[[], AsyncClient], **options: Any) -> None:
-        self._make_client = make_client
-        self._options = options
-        self._app: Any = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "lifespan":
-            await self._app(scope, receive, send)
-            return
-        await receive()  # lifespan.startup
-        client = self._make_client()
-        self._app = create_app(client, **self._options)
-        await send({"type": "lifespan.startup.complete"})
-        await receive()  # lifespan.shutdown
-        await client.aclose()
-        await send({"type": "lifespan.shutdown.complete"})
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ import pytest
 
 from streamkit import AsyncClient, Client, OfflineServer
 from tests.scripted_server import Chunk, Finish, Headers, ScriptedServer
-from tests.web.test_app import KEY, MODEL, OwnedClientApp
+from tests.web.chat_app import OwnedClientApp
+from tests.web.test_app import KEY, MODEL
 from tests.web.uvicorn_server import serve
 
 NODE = shutil.which("node")
