@@ -739,6 +739,11 @@ def _serve(args: argparse.Namespace, stderr: TextIO) -> int:
             "streamkit: CO_API_KEY is not set; answering from the built-in offline backend",
             file=stderr,
         )
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        who = "on your account" if os.environ.get("CO_API_KEY") else "here"
+        print(
+            f"streamkit: listening on {args.host}: whoever can reach it can chat {who}", file=stderr
+        )
     serve(client, host=args.host, port=args.port, model=model, stderr=stderr)
     return 0
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from starlette.applications import Starlette
 from starlette.responses import StreamingResponse
 
 from streamkit import AsyncClient, Client, from_events
 from streamkit.web import (
     UIMessageStreamEncoder,
+    create_app,
     sse_response,
     ui_message_stream_response,
     ui_messages_to_cohere,
@@ -39,3 +41,10 @@ def test_the_encoder_and_converter_return_json_objects() -> None:
     encoder = UIMessageStreamEncoder()
     assert_type(encoder.finish(), list[dict[str, Any]])
     assert_type(ui_messages_to_cohere([]), list[dict[str, Any]])
+
+
+def builds_the_chat_app(client: AsyncClient) -> Starlette:
+    app = create_app(client, model="m", cors_origins=["http://localhost:3000"])
+    assert_type(app, Starlette)
+    assert_type(client.is_offline, bool)
+    return app

@@ -211,3 +211,16 @@ def test_the_key_is_in_no_response(upstream: OfflineServer) -> None:
     for response in responses:
         assert KEY not in response.text
         assert KEY not in str(response.headers)
+
+
+def test_is_offline_tells_the_offline_client_apart() -> None:
+    offline = AsyncClient.offline()
+    assert offline.is_offline and not AsyncClient("k").is_offline
+    asyncio.run(offline.aclose())
+    with Client.offline() as client:
+        assert client.is_offline and not Client("k").is_offline
+
+
+def test_max_body_size_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_body_size"):
+        create_app(AsyncClient("k"), max_body_size=0)
