@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -136,3 +137,16 @@ def test_serve_without_the_web_extra_names_it() -> None:
     )
     assert result.returncode == 2
     assert "pip install 'cohere-streamkit[web]'" in one_error_line(result)
+
+
+def test_serve_on_a_taken_port_is_one_line_and_status_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = run("serve", "--port", port)
+    assert result.returncode == 1
+    notice, error = result.stderr.strip().splitlines()  # the backend notice, then the error
+    assert "offline backend" in notice
+    assert error.startswith("streamkit: error: ")
+    assert f"cannot listen on 127.0.0.1:{port}" in error

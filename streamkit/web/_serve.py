@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 from types import FrameType
 from typing import TextIO
@@ -37,6 +38,12 @@ def serve(
     upstream requests) and then re-raises it; the handlers installed here receive that second
     signal, so the process ends with status 0 rather than a traceback or a kill.
     """
+    try:
+        listener = _listen(host, port)
+    except OSError as error:
+        asyncio.run(client.aclose())
+        reason = error.strerror or str(error)
+        raise OSError(error.errno, f"cannot listen on {host}:{port}: {reason}") from None
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(client, model=model),
@@ -54,15 +61,34 @@ def serve(
 
     previous = {number: signal.signal(number, stop) for number in _STOP_SIGNALS}
     try:
-        asyncio.run(_run(server, client, stderr))
+        asyncio.run(_run(server, listener, client, stderr))
     finally:
+        listener.close()
         for number, handler in previous.items():
             signal.signal(number, handler)
 
 
-async def _run(server: uvicorn.Server, client: AsyncClient, stderr: TextIO) -> None:
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket: bound here, a taken port is a one-line error, not uvicorn's exit."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    listener = socket.socket(family, kind, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(2048)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
+async def _run(
+    server: uvicorn.Server, listener: socket.socket, client: AsyncClient, stderr: TextIO
+) -> None:
     async with client:
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[listener]))
         while not server.started and not task.done():
             await asyncio.sleep(0.02)
         if server.started:
