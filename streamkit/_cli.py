@@ -14,7 +14,7 @@
 * ``streamkit serve`` serves a chat page and its ``/api/chat`` (`streamkit.web.create_app`)
   with uvicorn on 127.0.0.1:8000 (``--host``, ``--port``, ``--model``): Cohere with
   ``CO_API_KEY`` set, the offline backend without it (said on stderr and in the page). It
-  needs the ``web`` extra; Ctrl-C or SIGTERM stops it, status 0.
+  needs the ``web`` extra; a taken port is status 1; Ctrl-C or SIGTERM stops it, status 0.
 
 A flag that would have no effect is refused rather than ignored: ``--speed``/``--instant`` on
 a live chat, ``--model``/``--system``/``--documents``/``--tools``/``--thinking``/``--offline``
