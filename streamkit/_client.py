@@ -14,8 +14,8 @@ import asyncio
 import dataclasses
 import json
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import Any, Literal, TypeVar
 
 import httpx
 
@@ -36,7 +36,7 @@ from streamkit._request import (
 )
 from streamkit._retry import RetryPolicy
 from streamkit._stream import AsyncChatStream, Cancellation, ChatStream
-from streamkit._transport import DEFAULT_TIMEOUT, AsyncTransport, Outgoing
+from streamkit._transport import DEFAULT_TIMEOUT, AsyncTransport, Outgoing, Transport
 from streamkit._version import __version__
 from streamkit.errors import MissingAPIKeyError
 
@@ -160,6 +160,19 @@ def _checked_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
+_C = TypeVar("_C")
+
+
+def _on_offline_backend(pacing: float, build: Callable[[str], _C]) -> tuple[_C, OfflineServer]:
+    """Start an offline backend and build a client on its URL (the backend stops if that fails)."""
+    server = OfflineServer(pacing=pacing).start()
+    try:
+        return build(server.base_url), server
+    except BaseException:
+        server.stop()
+        raise
+
+
 # ----------------------------------------------------------------------------- sync
 
 
@@ -217,7 +230,7 @@ class Client:
         idle_timeout: float | None = None,
         deadline: float | None = None,
         max_line_size: int | None = None,
-        transport: HttpxTransport | None = None,
+        transport: Transport | None = None,
     ) -> None:
         if transport is not None and http_client is not None:
             raise ValueError("pass http_client or transport, not both")
@@ -237,7 +250,7 @@ class Client:
         self._offline: OfflineServer | None = None
         if http_client is not None and timeout is not DEFAULT_TIMEOUT:
             http_client.timeout = httpx.Timeout(timeout)
-        self._transport = transport or HttpxTransport(http_client, timeout=timeout)
+        self._transport: Transport = transport or HttpxTransport(http_client, timeout=timeout)
 
     @property
     def base_url(self) -> str:
@@ -245,7 +258,7 @@ class Client:
         return self._config.base_url
 
     @property
-    def transport(self) -> HttpxTransport:
+    def transport(self) -> Transport:
         """The transport requests travel by."""
         return self._transport
 
@@ -293,11 +306,11 @@ class Client:
             >>> reply.finish_reason
             'COMPLETE'
         """
-        server = OfflineServer(pacing=pacing).start()
-        try:
-            client = cls(
+        client, server = _on_offline_backend(
+            pacing,
+            lambda base_url: cls(
                 "offline",
-                base_url=server.base_url,
+                base_url=base_url,
                 max_event_size=max_event_size,
                 client_name=client_name,
                 max_retries=max_retries,
@@ -305,10 +318,8 @@ class Client:
                 deadline=deadline,
                 max_line_size=max_line_size,
                 transport=HttpxTransport(timeout=timeout, trust_env=False),
-            )
-        except BaseException:
-            server.stop()
-            raise
+            ),
+        )
         client._offline = server
         client._owns_transport = True
         return client
@@ -545,11 +556,11 @@ class AsyncClient:
             chosen = NativeTransport(timeout=timeout, trust_env=False)
         else:
             chosen = AsyncHttpxTransport(timeout=timeout, trust_env=False)
-        server = OfflineServer(pacing=pacing).start()
-        try:
-            client = cls(
+        client, server = _on_offline_backend(
+            pacing,
+            lambda base_url: cls(
                 "offline",
-                base_url=server.base_url,
+                base_url=base_url,
                 max_event_size=max_event_size,
                 client_name=client_name,
                 max_retries=max_retries,
@@ -557,10 +568,8 @@ class AsyncClient:
                 deadline=deadline,
                 max_line_size=max_line_size,
                 transport=chosen,
-            )
-        except BaseException:
-            server.stop()
-            raise
+            ),
+        )
         client._offline = server
         client._owns_transport = True
         return client
