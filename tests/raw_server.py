@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from tests.scripted_server import hang_up
+
 __all__ = ["RawRequest", "RawServer", "Reply", "Then"]
 
 Then = Literal["close", "hold", "reset", "keep"]
@@ -168,18 +170,12 @@ class RawServer:
 
     def close(self) -> None:
         self._stopping = True
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(OSError):
-            self._listener.close()
+        hang_up(self._listener)
         self._thread.join(5)
         with self._changed:
             connections = list(self._connections)
         for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                conn.close()
+            hang_up(conn)
 
     def __enter__(self) -> RawServer:
         return self

@@ -25,6 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def hang_up(sock: socket.socket) -> None:
+    """Shut a socket down (waking any thread blocked on it) and close it, whatever its state."""
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
 @dataclass(frozen=True)
 class Headers:
     status: int = 200
@@ -213,19 +221,13 @@ class ScriptedServer:
         self._stopping = True
         # shutdown() wakes the accept() blocked in the accept thread (close() alone does not,
         # and the thread would live on), then the thread ends.
-        with contextlib.suppress(OSError):
-            self._listener.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(OSError):
-            self._listener.close()
+        hang_up(self._listener)
         if self._thread is not threading.current_thread():
             self._thread.join(5)
         with self._lock:
             connections = list(self._connections)
         for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                conn.close()
+            hang_up(conn)
 
     def __enter__(self) -> ScriptedServer:
         return self
