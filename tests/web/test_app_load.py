@@ -24,6 +24,14 @@ def upstream() -> Iterator[OfflineServer]:
         yield server
 
 
+@pytest.fixture
+def slow_upstream() -> Iterator[OfflineServer]:
+    """A reply of ~90 events takes ~4.5 s: no client can read one whole before hanging up,
+    however loaded the machine (at 10 ms a CI run once saw a reply finish first)."""
+    with OfflineServer(pacing=0.05) as server:
+        yield server
+
+
 def open_connections(server: OfflineServer) -> int:
     """Connections the offline backend is still serving (its own bookkeeping)."""
     httpd = server._httpd
@@ -82,7 +90,10 @@ def test_200_concurrent_chats_each_get_their_exact_reply(upstream: OfflineServer
     assert elapsed < 20
 
 
-def test_200_clients_hanging_up_leave_no_upstream_request_open(upstream: OfflineServer) -> None:
+def test_200_clients_hanging_up_leave_no_upstream_request_open(
+    slow_upstream: OfflineServer,
+) -> None:
+    upstream = slow_upstream
     app = OwnedClientApp(lambda: AsyncClient(KEY, base_url=upstream.base_url))
     with serve(app) as base_url:
         partial = asyncio.run(chats(base_url, hang_up_after=3))
@@ -91,7 +102,7 @@ def test_200_clients_hanging_up_leave_no_upstream_request_open(upstream: Offline
             time.sleep(0.05)
         still_open = open_connections(upstream)
         sent = [len(request.sent_events) for request in upstream.requests]
-        time.sleep(0.2)  # twenty pacing intervals: a live stream would have sent more
+        time.sleep(0.3)  # six pacing intervals: a live stream would have sent more
         later = [len(request.sent_events) for request in upstream.requests]
     assert all(text for text in partial)
     assert len(upstream.requests) == STREAMS
