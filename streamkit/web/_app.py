@@ -51,6 +51,10 @@ _DEFAULT_MODEL = "command-a-03-2025"
 _STATIC = {
     "chat.css": "text/css; charset=utf-8",
     "chat.js": "text/javascript; charset=utf-8",
+    # chat.js's SSE parser: the npm package eventsource-parser's ES module build, vendored
+    # verbatim (MIT, its licence beside it; tests/web/test_vendored.py checks the bytes).
+    "eventsource-parser.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
 }
 
 # The page may load only what this server sends: no CDN, no inline script, no framing.

@@ -1,8 +1,10 @@
 // The page of `streamkit serve`: posts what the AI SDK's `useChat` sends to /api/chat and
-// renders the UI message stream (SSE `data:` lines, one JSON chunk each) as it arrives.
+// renders the UI message stream (server-sent events, one JSON chunk each) as it arrives.
 // Model text only ever reaches the page as text nodes (textContent, createTextNode): never
 // as HTML, so a reply that contains markup shows its characters.
-"use strict";
+// An ES module (strict by itself). The event stream is parsed by eventsource-parser (MIT,
+// vendored verbatim beside this file: the version the AI SDK itself reads streams with).
+import { createParser } from "/static/eventsource-parser.js";
 
 const conversation = document.querySelector("[data-role=conversation]");
 const form = document.querySelector("[data-role=composer]");
@@ -87,29 +89,30 @@ async function send(text) {
   }
 }
 
-// The UI message stream's chunks: SSE `data:` lines (the WHATWG event stream format), ended
-// by `data: [DONE]`; comments (`: keep-alive`) are skipped.
+// The UI message stream's chunks: the data of each server-sent event, ended by a `[DONE]`
+// event; comments (`: keep-alive`) carry no event. A chunk that is not JSON ends the reply
+// with an error rather than being skipped.
 async function* uiChunks(body) {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  const ready = [];
+  let finished = false;
+  const parser = createParser({
+    onEvent(event) {
+      if (finished) return;
+      if (event.data === "[DONE]") finished = true;
+      else ready.push(JSON.parse(event.data));
+    },
+  });
   try {
-    for (;;) {
+    while (!finished) {
       const { value, done } = await reader.read();
-      buffer += decoder.decode(value || new Uint8Array(), { stream: !done });
-      const lines = buffer.split("\n");
-      buffer = done ? "" : lines.pop();
-      for (const raw of lines) {
-        const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
-        if (!line.startsWith("data:")) continue;
-        const data = line.slice(line.startsWith("data: ") ? 6 : 5);
-        if (data === "[DONE]") return;
-        yield JSON.parse(data);
-      }
-      if (done) return;
+      if (done) break;
+      parser.feed(value);
+      yield* ready.splice(0);
     }
+    yield* ready.splice(0);
   } finally {
-    reader.releaseLock();
+    reader.cancel().catch(() => {});
   }
 }
 
