@@ -1,4 +1,8 @@
-"""`create_app` under load: 200 concurrent chats through one uvicorn against a paced upstream."""
+"""Load: 200 concurrent chats through one `streamkit serve` process against a paced upstream.
+
+The server is the real command, run as a subprocess, pointed at an offline backend in this
+process through ``CO_API_KEY``/``CO_API_URL``, which counts what it was asked and sent.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from streamkit import AsyncClient, Client, OfflineServer
-from tests.web.chat_app import OwnedClientApp
+from streamkit import Client, OfflineServer
+from tests.test_cli_serve import serving
 from tests.web.test_app import KEY, MODEL, request_body, user
-from tests.web.uvicorn_server import serve
 
 STREAMS = 200
 
@@ -38,6 +41,10 @@ def open_connections(server: OfflineServer) -> int:
     assert httpd is not None
     with httpd._connections_lock:
         return len(httpd._connections)
+
+
+def upstream_env(upstream: OfflineServer) -> dict[str, str]:
+    return {"CO_API_KEY": KEY, "CO_API_URL": upstream.base_url}
 
 
 def question(number: int) -> str:
@@ -71,8 +78,7 @@ async def chats(base_url: str, *, hang_up_after: int | None = None) -> list[str]
 
 
 def test_200_concurrent_chats_each_get_their_exact_reply(upstream: OfflineServer) -> None:
-    app = OwnedClientApp(lambda: AsyncClient(KEY, base_url=upstream.base_url))
-    with serve(app) as base_url:
+    with serving("--model", MODEL, env=upstream_env(upstream)) as (_, base_url, _):
         started = time.monotonic()
         replies = asyncio.run(chats(base_url))
         elapsed = time.monotonic() - started
@@ -94,8 +100,7 @@ def test_200_clients_hanging_up_leave_no_upstream_request_open(
     slow_upstream: OfflineServer,
 ) -> None:
     upstream = slow_upstream
-    app = OwnedClientApp(lambda: AsyncClient(KEY, base_url=upstream.base_url))
-    with serve(app) as base_url:
+    with serving("--model", MODEL, env=upstream_env(upstream)) as (_, base_url, _):
         partial = asyncio.run(chats(base_url, hang_up_after=3))
         hung_up = time.monotonic()
         while open_connections(upstream) and time.monotonic() < hung_up + 2:
