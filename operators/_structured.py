@@ -72,45 +72,89 @@ _SEQUENCES: dict[Any, Callable[[list[Any]], Any]] = {
 }
 
 
-def _fill(annotation: Any, value: Any) -> Any:
-    """``value`` validated as far as it goes against ``annotation``, or MISSING."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _fill(typing.get_args(annotation)[0], value)
-    if origin is typing.Union or origin is types.UnionType:
-        members = typing.get_args(annotation)
-        if value is None and type(None) in members:
-            return None
-        for member in members:
-            if member is not type(None):
-                filled = _fill(member, value)
+class _Filler:
+    """Partial validation of one reply's snapshots, reusing the work on finished parts.
+
+    The parser shares a finished array or object between snapshots (the same object), so
+    its filled value is kept, keyed by the object's identity, for as long as the snapshots
+    keep containing it: each snapshot then costs the open containers plus one lookup per
+    finished child, not a validation of everything again. Entries not used by a snapshot
+    are dropped after it (the copies of open containers are new objects every time).
+    """
+
+    __slots__ = ("_cache", "_used")
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[int, int], tuple[Any, Any]] = {}
+        self._used: dict[tuple[int, int], tuple[Any, Any]] = {}
+
+    def fill_root(self, response_type: Any, value: Any) -> Any:
+        if dataclasses.is_dataclass(response_type):
+            return MISSING  # a dataclass cannot be half-built: it appears once complete
+        filled = self.fill(response_type, value)
+        self._cache, self._used = self._used, {}
+        return filled
+
+    def fill(self, annotation: Any, value: Any) -> Any:
+        """``value`` validated as far as it goes against ``annotation``, or MISSING."""
+        if not isinstance(value, (dict, list)):
+            return self._fill(annotation, value)
+        key = (id(value), id(annotation))
+        cached = self._cache.get(key)
+        if cached is None or cached[0] is not value:
+            cached = (value, self._fill(annotation, value))
+        self._used[key] = cached  # holding the value keeps its id from being reused
+        return cached[1]
+
+    def _fill(self, annotation: Any, value: Any) -> Any:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            return self.fill(typing.get_args(annotation)[0], value)
+        if origin is typing.Union or origin is types.UnionType:
+            members = typing.get_args(annotation)
+            if value is None and type(None) in members:
+                return None
+            for member in members:
+                if member is not type(None):
+                    filled = self.fill(member, value)
+                    if filled is not MISSING:
+                        return filled
+            return MISSING
+        if _is_model(annotation) and isinstance(value, dict):
+            return self._fill_model(annotation, value)
+        if origin in _SEQUENCES and isinstance(value, list):
+            args = typing.get_args(annotation)
+            if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+                return _leaf(annotation, value)  # a fixed-length tuple: only whole
+            element = args[0] if args else Any
+            items = []
+            for item in value:
+                filled = self.fill(element, item)
+                if filled is MISSING:
+                    break  # later items would shift: stop at the first one not ready
+                items.append(filled)
+            return _SEQUENCES[origin](items)
+        if origin in (dict, Mapping) and isinstance(value, dict):
+            args = typing.get_args(annotation)
+            item_type = args[1] if len(args) == 2 else Any
+            filled_dict = {}
+            for key, item in value.items():
+                filled = self.fill(item_type, item)
                 if filled is not MISSING:
-                    return filled
-        return MISSING
-    if _is_model(annotation) and isinstance(value, dict):
-        return _fill_model(annotation, value)
-    if origin in _SEQUENCES and isinstance(value, list):
-        args = typing.get_args(annotation)
-        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
-            return _leaf(annotation, value)  # a fixed-length tuple: only whole
-        element = args[0] if args else Any
-        items = []
-        for item in value:
-            filled = _fill(element, item)
-            if filled is MISSING:
-                break  # later items would shift: stop at the first one not ready
-            items.append(filled)
-        return _SEQUENCES[origin](items)
-    if origin in (dict, Mapping) and isinstance(value, dict):
-        args = typing.get_args(annotation)
-        item_type = args[1] if len(args) == 2 else Any
-        filled_dict = {}
-        for key, item in value.items():
-            filled = _fill(item_type, item)
+                    filled_dict[key] = filled
+            return _leaf(annotation, filled_dict)
+        return _leaf(annotation, value)
+
+    def _fill_model(self, model: type[BaseModel], value: dict[str, Any]) -> BaseModel:
+        fields: dict[str, Any] = {}
+        for name, field in model.model_fields.items():
+            key = field.alias if isinstance(field.alias, str) else name
+            if key not in value:
+                continue
+            filled = self.fill(field.annotation, value[key])
             if filled is not MISSING:
-                filled_dict[key] = filled
-        return _leaf(annotation, filled_dict)
-    return _leaf(annotation, value)
+                fields[name] = filled
+        return model.model_construct(_fields_set=set(fields), **fields)
 
 
 def _leaf(annotation: Any, value: Any) -> Any:
@@ -118,24 +162,6 @@ def _leaf(annotation: Any, value: Any) -> Any:
         return _adapter_for(annotation).validate_python(value, experimental_allow_partial=True)
     except ValidationError:
         return MISSING
-
-
-def _fill_model(model: type[BaseModel], value: dict[str, Any]) -> BaseModel:
-    fields: dict[str, Any] = {}
-    for name, field in model.model_fields.items():
-        key = field.alias if isinstance(field.alias, str) else name
-        if key not in value:
-            continue
-        filled = _fill(field.annotation, value[key])
-        if filled is not MISSING:
-            fields[name] = filled
-    return model.model_construct(_fields_set=set(fields), **fields)
-
-
-def _fill_root(response_type: Any, value: Any) -> Any:
-    if dataclasses.is_dataclass(response_type):
-        return MISSING  # a dataclass cannot be half-built: it appears once complete
-    return _fill(response_type, value)
 
 
 # --------------------------------------------------------------------------- the operators
@@ -198,8 +224,12 @@ class _Reply:
 _ANY: TypeAdapter[Any] = TypeAdapter(Any)
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 def _structured(
-    snapshot: Callable[[Any], Any],
+    snapshots: Callable[[], Callable[[Any], Any]],
     finish: Callable[[_Reply], Any],
     adapter: TypeAdapter[Any],
 ) -> Callable[[Observable[ChatEvent]], Observable[Any]]:
@@ -210,6 +240,7 @@ def _structured(
             observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             reply = _Reply()
+            snapshot = snapshots()
             stopped = False
 
             def fail(error: Exception) -> None:
@@ -312,7 +343,7 @@ def partial_json() -> Callable[[Observable[ChatEvent]], Observable[Any]]:
             reply.failed = error
             raise reply.json_error(_ANY) from None
 
-    return _structured(lambda value: value, whole, _ANY)
+    return _structured(lambda: _same, whole, _ANY)
 
 
 def partial_model(response_type: type[_T]) -> Callable[[Observable[ChatEvent]], Observable[_T]]:
@@ -376,10 +407,11 @@ def partial_model(response_type: type[_T]) -> Callable[[Observable[ChatEvent]], 
                 error.errors(include_url=False),
             ) from None
 
-    def snapshot(value: Any) -> Any:
-        return _fill_root(response_type, value)
+    def snapshots() -> Callable[[Any], Any]:
+        filler = _Filler()
+        return lambda value: filler.fill_root(response_type, value)
 
-    return _structured(snapshot, whole, adapter)
+    return _structured(snapshots, whole, adapter)
 
 
 def _name(response_type: Any) -> str:
