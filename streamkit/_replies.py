@@ -843,7 +843,7 @@ def _fill_object(
     root = schema if root is None else root
     schema = _resolve(schema, root)
     properties = schema.get("properties")
-    if not isinstance(properties, Mapping) or depth > 3:
+    if not isinstance(properties, Mapping) or depth > (8 if request.structured else 3):
         return {}
     required = schema.get("required")
     filled: _JSON = {}
@@ -852,9 +852,9 @@ def _fill_object(
             request.structured
             and isinstance(required, list)
             and key not in required
-            and request.hasher.number("optional", index, depth, key) % 3 == 0
+            and (depth >= 2 or request.hasher.number("optional", index, depth, key) % 3 == 0)
         ):
-            continue  # a structured reply leaves some optional fields out
+            continue  # a structured reply leaves some optional fields out, deep ones all
         filled[str(key)] = _fill_value(request, index, str(key), _mapping(sub), depth, root)
     return filled
 
@@ -897,6 +897,10 @@ def _fill_value(
 ) -> Any:
     """A plausible value for one parameter, drawn from the question where it can be."""
     root = schema if root is None else root
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if request.structured and depth >= 1 and isinstance(options, list):
+        if any(_mapping(option).get("type") == "null" for option in options):
+            return None  # deep down, Optional[X] is null: that is how recursion ends
     schema = _resolve(schema, root)
     if "const" in schema:
         return schema["const"]
@@ -910,7 +914,7 @@ def _fill_value(
         return _fill_object(request, index, schema, depth + 1, root)
     if kind == "array":
         count = 1
-        if request.structured and depth < 3:
+        if request.structured and depth < 2:
             count = 1 + request.hasher.number("items", index, depth, name) % 3
         items = _mapping(schema.get("items"))
         return [_fill_value(request, index + i, name, items, depth, root) for i in range(count)]

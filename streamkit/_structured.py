@@ -45,8 +45,13 @@ def schema_response_format(schema: Any) -> dict[str, Any]:
     """
     if not isinstance(schema, dict):
         raise InvalidSchemaError(f"a JSON schema is a JSON object, not {type(schema).__name__}")
-    if schema.get("type") != "object":
-        shown = schema.get("type", "no type")
+    top = schema
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        # A recursive model is a reference into $defs at the top (pydantic writes it so).
+        top = schema.get("$defs", {}).get(ref.removeprefix("#/$defs/"), {})
+    if not isinstance(top, dict) or top.get("type") != "object":
+        shown = top.get("type", "no type") if isinstance(top, dict) else "no type"
         raise InvalidSchemaError(
             f"Cohere's JSON mode needs an object at the top of the schema, not {shown!r}:"
             " wrap it in a model (class Answer(BaseModel): items: list[Item])"
