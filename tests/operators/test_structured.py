@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 import reactivex
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 from reactivex import Observable
 from typing_extensions import TypedDict
@@ -415,3 +417,51 @@ def test_the_async_client_streams_the_same_structured_reply() -> None:
 def test_typed_pipelines_keep_their_types() -> None:
     stream: Observable[ChatEvent] = reactivex.empty()
     assert isinstance(stream.pipe(partial_model(City)), Observable)
+
+
+# --------------------------------------------------------------------------- properties
+
+_words = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8)
+_items = st.builds(Item, name=_words, quantity=st.integers(), tags=st.lists(_words, max_size=3))
+_orders = st.builds(
+    Order,
+    title=_words,
+    status=st.sampled_from(Status),
+    items=st.lists(_items, max_size=3),
+    address=st.builds(Address, street=_words, city=_words),
+    note=st.none() | _words,
+    priority=st.none() | st.integers(),
+    gift=st.booleans(),
+)
+
+
+@st.composite
+def _chunks(draw: st.DrawFn, text: str) -> list[str]:
+    cuts = sorted(draw(st.sets(st.integers(1, max(1, len(text) - 1)), max_size=40)))
+    bounds = [0, *cuts, len(text)]
+    return [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if a < b]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data(), _orders, st.sampled_from([None, 2]))
+def test_any_order_split_anywhere_fills_in_monotonically(
+    data: st.DataObject, order: Order, indent: int | None
+) -> None:
+    whole = order.model_dump_json(indent=indent)
+    pieces = data.draw(_chunks(whole))
+    items, error = run([text(piece) for piece in pieces], partial_model(Order))
+    assert error is None
+    for old, new in zip(items, items[1:], strict=False):
+        extends(old, new)
+    assert items[-1] == Order.model_validate_json(whole) == order
+
+
+def test_the_async_client_chat_takes_a_model_class_too() -> None:
+    messages = [{"role": "user", "content": QUESTIONS[3]}]
+
+    async def whole() -> str:
+        async with AsyncClient.offline() as client:
+            reply = await client.chat(model=MODEL, messages=messages, response_format=Order)
+            return reply.text
+
+    assert Order.model_validate_json(asyncio.run(whole()))
