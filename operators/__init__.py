@@ -21,6 +21,7 @@ from operators._message import accumulate, final_message, snapshots
 from operators._pacing import idle_flush, smooth
 from operators._pending import attach_pending, pending
 from operators._rechunk import buffer_lines, buffer_sentences, buffer_words, rechunk
+from operators._structured import partial_json, partial_model
 from operators._text import accumulate_text, text_only, thinking_only
 from operators._timing import StreamMetrics, Timed, metrics, with_timing
 from operators._tool_calls import (
@@ -48,6 +49,8 @@ __all__ = [
     "idle_flush",
     "metrics",
     "pair_citations",
+    "partial_json",
+    "partial_model",
     "pending",
     "rechunk",
     "smooth",

@@ -37,6 +37,7 @@ from streamkit._display import (
     DisplayHandle,
     adisplay_stream,
     describe_event,
+    display_partial,
     display_stream,
     load_ipython_extension,
     render_html,
@@ -82,12 +83,14 @@ from streamkit._message import (
 )
 from streamkit._native import NativeTransport
 from streamkit._offline import OfflineServer
+from streamkit._partial_json import MISSING, PartialJSONParser
 from streamkit._record import RecordedEvent, Recording, read_recording, record, replay
 from streamkit._request import NOT_GIVEN, NotGiven, RequestOptions
 from streamkit._sse import SSEDecoder
 from streamkit._sse_event import ServerSentEvent
 from streamkit._stats import StreamStats, StreamStatsTracker, stream_stats
 from streamkit._stream import AsyncChatStream, ChatStream
+from streamkit._structured import json_response_format
 from streamkit._transport import DEFAULT_TIMEOUT
 from streamkit._version import __version__
 from streamkit.errors import NoEventLoopError
@@ -101,6 +104,7 @@ __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
     "DEFAULT_TIMEOUT",
     "EVENT_TYPES",
+    "MISSING",
     "NOT_GIVEN",
     "AssistantMessage",
     "AsyncChatStream",
@@ -133,6 +137,7 @@ __all__ = [
     "NotGiven",
     "OfflineServer",
     "OtherContent",
+    "PartialJSONParser",
     "RecordedEvent",
     "Recording",
     "RequestOptions",
@@ -157,12 +162,14 @@ __all__ = [
     "accumulate",
     "adisplay_stream",
     "describe_event",
+    "display_partial",
     "display_stream",
     "event_to_dict",
     "from_events",
     "from_sdk_stream",
     "from_sse_bytes",
     "from_sse_file",
+    "json_response_format",
     "load_ipython_extension",
     "read_recording",
     "record",

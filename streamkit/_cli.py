@@ -8,6 +8,9 @@
   citations, tool calls, thinking or usage to the output; ``--json`` prints one event per
   line (for ``jq``) and ``--sentences`` one sentence per line; ``--record FILE`` saves the
   stream with its timing and ``--replay FILE`` plays a saved one instead of asking.
+  ``--schema FILE.json`` asks for JSON fitting a JSON schema and shows the object as it
+  fills in: redrawn in place on a terminal, the whole object once complete on a pipe, one
+  JSON snapshot per line with ``--json``.
 * ``streamkit replay FILE`` plays a recording at its recorded pace (``--speed``,
   ``--instant``) with the same output options.
 * ``streamkit inspect FILE`` prints a recording's events as a table, with its timing.
@@ -51,9 +54,10 @@ from typing import Any, NoReturn, TextIO
 
 import httpx
 from reactivex import Observable
+from reactivex import operators as ops
 from reactivex.subject import Subject
 
-from operators import buffer_sentences
+from operators import buffer_sentences, partial_json
 from streamkit._accumulate import MessageAccumulator
 from streamkit._adapters import to_iterator
 from streamkit._client import AsyncClient, Client
@@ -70,8 +74,14 @@ from streamkit._offline import OfflineServer
 from streamkit._record import FORMAT_LINE, Recording, read_recording, record, replay
 from streamkit._request import NOT_GIVEN
 from streamkit._stats import StreamStatsTracker
+from streamkit._structured import schema_response_format
 from streamkit._version import __version__
-from streamkit.errors import APIConnectionError, StreamkitError, StreamTruncatedError
+from streamkit.errors import (
+    APIConnectionError,
+    InvalidSchemaError,
+    StreamkitError,
+    StreamTruncatedError,
+)
 
 __all__ = ["main"]
 
@@ -189,6 +199,14 @@ def _tools_file(value: str) -> list[dict[str, Any]]:
     return result
 
 
+def _schema_file(value: str) -> dict[str, Any]:
+    """A JSON schema file, as Cohere's ``response_format`` (an object at the top)."""
+    try:
+        return schema_response_format(_json_file(_existing_file(value)))
+    except InvalidSchemaError as error:
+        raise argparse.ArgumentTypeError(f"{value}: {error}") from None
+
+
 def _new_file(value: str) -> Path:
     """A file to record to, checked by opening it: permissions alone miss a read-only disk."""
     path = Path(value)
@@ -289,6 +307,12 @@ def _parser() -> argparse.ArgumentParser:
         "--tools", type=_tools_file, metavar="FILE", help="a JSON file of tool definitions"
     )
     chat.add_argument("--thinking", action="store_true", help="let the model reason first")
+    chat.add_argument(
+        "--schema",
+        type=_schema_file,
+        metavar="FILE",
+        help="ask for JSON fitting this JSON schema file and show the object filling in",
+    )
     sources = chat.add_mutually_exclusive_group()
     sources.add_argument(
         "--record", type=_new_file, metavar="FILE", help="save the stream, with its timing"
@@ -332,6 +356,7 @@ _REQUEST_FLAGS = (
     ("--documents", "documents", "; --show citations prints the recorded citations"),
     ("--tools", "tools", "; --show tools prints the recorded tool calls"),
     ("--thinking", "thinking", "; --show thinking prints the recorded thinking"),
+    ("--schema", "schema", ""),
     ("--offline", "offline", ""),
 )
 
@@ -364,6 +389,12 @@ def _check_live(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     for flag, given in (("--speed", args.speed is not None), ("--instant", args.instant)):
         if given:
             parser.error(f"{flag} has no effect on a live chat: it paces --replay FILE")
+    if args.schema is not None and (args.tools or args.documents):
+        parser.error(
+            "--schema cannot go with --tools or --documents: Cohere's JSON mode refuses them"
+        )
+    if args.schema is not None and (args.sentences or args.show):
+        parser.error("--schema shows the JSON object: --sentences and --show have no effect")
     if "thinking" in args.show and not args.thinking:
         parser.error(
             "--show thinking has no effect without --thinking: the model only thinks when asked"
@@ -485,6 +516,7 @@ def _source(args: argparse.Namespace, stderr: TextIO) -> Iterator[Observable[Cha
             tools=args.tools if args.tools else NOT_GIVEN,
             documents=documents if documents else NOT_GIVEN,
             thinking={"type": "enabled"} if args.thinking else NOT_GIVEN,
+            response_format=NOT_GIVEN if args.schema is None else args.schema,
         )
         if args.record is not None:
             stream = stream.pipe(record(args.record))
@@ -688,8 +720,34 @@ def _implied_show(args: argparse.Namespace) -> set[str]:
     return show
 
 
+def _structured(source: Observable[ChatEvent], args: argparse.Namespace, stdout: TextIO) -> int:
+    """Print the JSON object as it fills in (``--schema``): snapshots, redrawn or whole."""
+    drawn = 0  # lines of the last snapshot on the terminal, to redraw over
+    terminal = _is_terminal(stdout) and not args.json
+    last = ""
+    with to_iterator(source.pipe(partial_json())) as values:
+        for value in values:
+            if args.json:
+                stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+                stdout.flush()
+                continue
+            last = json.dumps(value, ensure_ascii=False, indent=2)
+            if terminal:
+                # Up to the first line of the last drawing, erase to the end, draw again.
+                stdout.write((f"\x1b[{drawn}F\x1b[J" if drawn else "") + last + "\n")
+                stdout.flush()
+                drawn = last.count("\n") + 1
+    if not terminal and not args.json:
+        stdout.write(last + "\n")
+        stdout.flush()
+    return 0
+
+
 def _stream(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     with _source(args, stderr) as source, _Spinner(stderr) as spinner:
+        if getattr(args, "schema", None) is not None:
+            shown = source.pipe(ops.do_action(on_next=lambda _: spinner.stop()))
+            return _structured(shown, args, stdout)
         if args.json:
             with to_iterator(source) as events:
                 for event in events:

@@ -375,6 +375,11 @@ class Client:
         subscription sends its own request, on a daemon thread, so ``subscribe`` returns
         at once. Disposing the subscription closes the response.
 
+        ``response_format`` also takes a type: a pydantic model class (or any type
+        pydantic's ``TypeAdapter`` takes) is sent as Cohere's JSON-schema format, built by
+        :func:`streamkit.json_response_format`; pipe the stream through
+        ``operators.partial_model(Model)`` to get the object as it fills in.
+
         Returns:
             An ``Observable[ChatEvent]``. It completes after ``message-end`` and fails with
             a :mod:`streamkit.errors` error, which carries the partial message for errors
@@ -382,6 +387,7 @@ class Client:
 
         Raises:
             InvalidHeaderError: A header in ``request_options`` cannot be sent (nothing is).
+            InvalidSchemaError: ``response_format`` is a type without a JSON object schema.
             ValueError: An argument cannot be encoded as JSON (NaN, infinity).
         """
         arguments = {k: v for k, v in locals().items() if k not in ("self", "request_options")}

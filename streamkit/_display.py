@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeGuard, get_args
 
+from pydantic import BaseModel
 from reactivex import Observable
 
 from streamkit._accumulate import MessageAccumulator
@@ -53,9 +54,11 @@ from streamkit._events import (
     Usage,
 )
 from streamkit._message import ChatResponse, TextContent, ThinkingContent
+from streamkit._partial_json import MISSING, PartialJSONParser
 from streamkit._record import Recording
 from streamkit._stats import StreamStats, StreamStatsTracker
 from streamkit._stream import ChatStream
+from streamkit.errors import StructuredOutputError
 
 if sys.version_info >= (3, 11):
     from typing import assert_never
@@ -69,6 +72,7 @@ __all__ = [
     "DisplayHandle",
     "adisplay_stream",
     "describe_event",
+    "display_partial",
     "display_stream",
     "load_ipython_extension",
     "render_html",
@@ -997,6 +1001,142 @@ async def adisplay_stream(
     live.finish()
     output.close()
     return live.accumulator.snapshot()
+
+
+# ----------------------------------------------------------------------------- partial objects
+
+
+def _plain_json(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        # A partial instance has only the fields that arrived (and defaults): dump those.
+        return value.model_dump(mode="json", warnings=False)
+    return value
+
+
+class _PartialView:
+    """What :func:`display_partial` shows: the latest value, as indented JSON."""
+
+    def __init__(self) -> None:
+        self.parser = PartialJSONParser()
+        self.value: Any = MISSING
+        self.streaming = True
+        self.error: str | None = None
+
+    def add(self, item: Any) -> bool:
+        """Take an item (a partial value, or a chat event); True when the value changed."""
+        if _is_event(item):
+            if not isinstance(item, ContentDeltaEvent) or not item.text or self.error:
+                return False
+            try:
+                self.parser.feed(item.text)
+            except ValueError as error:
+                self.error = f"not JSON: {error}"
+                return True
+            value = self.parser.snapshot()
+        else:
+            value = item
+        changed = value is not MISSING and value != self.value
+        if changed:
+            self.value = value
+        return changed
+
+    def text(self) -> str:
+        shown = "" if self.value is MISSING else self.value
+        body = json.dumps(_plain_json(shown), ensure_ascii=False, indent=2, default=str)
+        if self.error:
+            body += f"\n[{self.error}]"
+        return body + (_CURSOR if self.streaming else "")
+
+    def view(self) -> _View:
+        return _View(f'<pre style="{_PRE}">{_e(self.text())}</pre>', self.text())
+
+
+def display_partial(
+    source: Observable[Any],
+    *,
+    interval: float = DEFAULT_INTERVAL,
+    handle: DisplayHandle | None = None,
+    file: TextIO | None = None,
+) -> Any:
+    """Show an object filling in while a structured reply streams; return the last value.
+
+    ``source`` is what ``operators.partial_model(Model)`` or ``operators.partial_json()``
+    emit (each item replaces the one shown), or a chat stream asked for JSON
+    (``response_format=...``), whose answer text is parsed as it arrives. In Jupyter one
+    output is updated in place (at most once per ``interval``, and at the end); on a
+    terminal the object is redrawn in place; elsewhere (a pipe) it is printed once complete.
+    Shown as indented JSON, a model as its ``model_dump``.
+
+    Example::
+
+        order = display_partial(stream.pipe(partial_model(Order)))
+
+    Args:
+        source: Partial values (models, dicts, lists...) or chat events.
+        interval: The least number of seconds between two updates of a Jupyter display.
+        handle: Where to show it; by default a new IPython display in Jupyter.
+        file: Where to print outside Jupyter (default ``sys.stdout``).
+
+    Returns:
+        The last item of ``source`` (the validated model, for ``partial_model``); for a chat
+        stream, the JSON value of its whole text.
+
+    Raises:
+        StreamkitError: What the stream fails with, after the display shows it.
+        StructuredOutputError: For a chat stream whose text is not one JSON document.
+    """
+    view = _PartialView()
+    if handle is None and _kernel_shell() is not None:
+        from IPython import display as ipython_display  # only reached inside a running kernel
+
+        show: Callable[..., DisplayHandle] = ipython_display.display  # untyped upstream
+        handle = show(view.view(), display_id=True)
+    out = file if file is not None else sys.stdout
+    redraw = handle is None and (
+        bool(getattr(out, "isatty", lambda: False)()) or _in_terminal_ipython()
+    )
+    drawn = 0  # the lines drawn last on a terminal, to go back up over
+    last_update = time.monotonic()
+
+    def draw(final: bool) -> None:
+        nonlocal drawn, last_update
+        if handle is not None:
+            now = time.monotonic()
+            if final or now - last_update >= interval:
+                last_update = now
+                handle.update(view.view())
+        elif redraw or final:
+            text = view.text()
+            out.write((f"\x1b[{drawn}F\x1b[J" if redraw and drawn else "") + text + "\n")
+            out.flush()
+            drawn = text.count("\n") + 1
+
+    last: Any = MISSING
+    try:
+        with to_iterator(source) as items:
+            for item in items:
+                last = item
+                if view.add(item):
+                    draw(final=False)
+    except BaseException as error:
+        view.streaming = False
+        view.error = "cancelled" if isinstance(error, KeyboardInterrupt) else repr(error)
+        draw(final=True)
+        raise
+    view.streaming = False
+    if _is_event(last) or last is MISSING:
+        try:
+            last = view.parser.close()
+        except ValueError as error:
+            text = json.dumps(_plain_json(view.value), ensure_ascii=False)
+            view.error = f"not JSON: {error}"
+            draw(final=True)
+            raise StructuredOutputError(
+                f"the reply is not one JSON document ({error})", text=text, errors=[]
+            ) from None
+        view.value = last
+    draw(final=True)
+    return last
 
 
 # ----------------------------------------------------------------------------- IPython

@@ -590,6 +590,8 @@ class _Request:
     question: str
     names: list[str]
     numbers: list[str]
+    structured: bool = False
+    """The request asks for JSON (``response_format`` ``json_object``)."""
 
 
 # Capitalised words that start questions rather than name places or people.
@@ -624,8 +626,13 @@ def script_reply(body: Mapping[str, Any]) -> ScriptedReply:
     1. the conversation ends with ``role: "tool"`` messages: a text answer citing the tool results;
     2. ``tools`` given: a tool-calling turn calling the first two tools (``finish_reason``
        ``TOOL_CALL``), with a tool plan, or a thinking block instead when thinking is enabled;
-    3. ``documents`` given: a text answer quoting and citing the documents;
-    4. otherwise a few sentences built around the last user message.
+    3. ``response_format`` ``{"type": "json_object"}``: one JSON document as the text,
+       filling its ``json_schema`` (nested objects, arrays of one to three items, some
+       optional fields left out, the first ``enum`` value, ``$defs``/``$ref`` and ``anyOf``
+       as pydantic writes them), streamed in 2 to 7 character pieces; without a schema,
+       ``{"answer": ...}``. ``max_tokens`` cuts it into invalid JSON (``MAX_TOKENS``);
+    4. ``documents`` given: a text answer quoting and citing the documents;
+    5. otherwise a few sentences built around the last user message.
 
     ``thinking: {"type": "enabled"}`` adds a thinking block at content index 0 (cut to its
     ``token_budget``), ``logprobs: true`` adds log-probabilities to every content delta, and
@@ -650,12 +657,14 @@ def script_reply(body: Mapping[str, Any]) -> ScriptedReply:
     messages: list[Mapping[str, Any]] = body["messages"]
     user_texts = [_text_of(m.get("content")) for m in messages if m.get("role") == "user"]
     question = _one_line(user_texts[-1], 1_000) if user_texts and user_texts[-1].strip() else ""
+    response_format = _mapping(body.get("response_format"))
     request = _Request(
         body=body,
         hasher=hasher,
         question=question,
         names=_proper_names(question),
         numbers=re.findall(r"\d+(?:\.\d+)?", question),
+        structured=response_format.get("type") == "json_object",
     )
     message_id = str(uuid.UUID(bytes=hasher.digest("id")[:16], version=4))
     tools = [tool["function"] for tool in body.get("tools") or []][:_MAX_TOOL_CALLS]
@@ -691,6 +700,13 @@ def script_reply(body: Mapping[str, Any]) -> ScriptedReply:
             **common,
         )
 
+    if request.structured and not results:
+        # JSON mode: the text is one JSON document, streamed in small awkward pieces.
+        pieces = _fragments(hasher, 0, _structured_reply(request, response_format))
+        blocks = [] if thinking is None else [thinking]
+        blocks.append(ContentBlock("text", hasher.tokens("text", pieces)))
+        content, finish_reason = _limit(blocks, body.get("max_tokens"), None)
+        return ScriptedReply(finish_reason=finish_reason, content=content, **common)
     if results:
         text, citations = _answer_tool_results(question, messages, results)
     elif documents:
@@ -817,30 +833,91 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _fill_object(request: _Request, index: int, schema: Mapping[str, Any], depth: int) -> _JSON:
+def _fill_object(
+    request: _Request,
+    index: int,
+    schema: Mapping[str, Any],
+    depth: int,
+    root: Mapping[str, Any] | None = None,
+) -> _JSON:
+    root = schema if root is None else root
+    schema = _resolve(schema, root)
     properties = schema.get("properties")
-    if not isinstance(properties, Mapping) or depth > 3:
+    if not isinstance(properties, Mapping) or depth > (8 if request.structured else 3):
         return {}
-    return {
-        str(key): _fill_value(request, index, str(key), _mapping(sub), depth)
-        for key, sub in properties.items()
-    }
+    required = schema.get("required")
+    filled: _JSON = {}
+    for key, sub in properties.items():
+        if (
+            request.structured
+            and isinstance(required, list)
+            and key not in required
+            and (depth >= 2 or request.hasher.number("optional", index, depth, key) % 3 == 0)
+        ):
+            continue  # a structured reply leaves some optional fields out, deep ones all
+        filled[str(key)] = _fill_value(request, index, str(key), _mapping(sub), depth, root)
+    return filled
+
+
+def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Follow ``$ref`` (``#/$defs/Name`` as pydantic writes it) and pick one ``anyOf`` branch."""
+    for _ in range(32):  # a chain of references, not a loop of them
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/"):
+            target: Any = root
+            for part in ref[2:].split("/"):
+                target = _mapping(target).get(part.replace("~1", "/").replace("~0", "~"))
+            schema = {**_mapping(target), **{k: v for k, v in schema.items() if k != "$ref"}}
+            continue
+        options = schema.get("anyOf") or schema.get("oneOf")
+        if isinstance(options, list) and options:
+            # Optional[X] is anyOf [X, null]: answer X, as a model mostly does.
+            chosen = next((o for o in options if _mapping(o).get("type") != "null"), options[0])
+            rest = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")}
+            schema = {**rest, **_mapping(chosen)}
+            continue
+        every = schema.get("allOf")
+        if isinstance(every, list) and every:
+            rest = {k: v for k, v in schema.items() if k != "allOf"}
+            for part in every:
+                rest = {**rest, **_mapping(part)}
+            schema = rest
+            continue
+        return schema
+    return {}
 
 
 def _fill_value(
-    request: _Request, index: int, name: str, schema: Mapping[str, Any], depth: int
+    request: _Request,
+    index: int,
+    name: str,
+    schema: Mapping[str, Any],
+    depth: int,
+    root: Mapping[str, Any] | None = None,
 ) -> Any:
     """A plausible value for one parameter, drawn from the question where it can be."""
-    kind = schema.get("type", "string")
+    root = schema if root is None else root
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if request.structured and depth >= 1 and isinstance(options, list):
+        if any(_mapping(option).get("type") == "null" for option in options):
+            return None  # deep down, Optional[X] is null: that is how recursion ends
+    schema = _resolve(schema, root)
+    if "const" in schema:
+        return schema["const"]
+    kind = schema.get("type", "object" if "properties" in schema else "string")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     enum = schema.get("enum")
     if isinstance(enum, list) and enum:
         return enum[0]
     if kind == "object":
-        return _fill_object(request, index, schema, depth + 1)
+        return _fill_object(request, index, schema, depth + 1, root)
     if kind == "array":
-        return [_fill_value(request, index, name, _mapping(schema.get("items")), depth)]
+        count = 1
+        if request.structured and depth < 2:
+            count = 1 + request.hasher.number("items", index, depth, name) % 3
+        items = _mapping(schema.get("items"))
+        return [_fill_value(request, index + i, name, items, depth, root) for i in range(count)]
     if kind == "boolean":
         return True
     if kind == "null":
@@ -867,7 +944,28 @@ def _fill_value(
         return "celsius"
     if "lang" in lowered:
         return "en"
+    if request.structured:
+        return _structured_text(request, name)
     return request.question or "hello"
+
+
+def _structured_text(request: _Request, name: str) -> str:
+    """A short string for a field of a structured reply, with an escape or two in it."""
+    words = [w for w in re.findall(r"[^\W\d_]+", request.question) if len(w) > 3]
+    start = request.hasher.number("words", name) % max(1, len(words))
+    picked = " ".join(words[start : start + 3]) or name.replace("_", " ")
+    return f'{picked} ("{name}")' if request.hasher.number("quote", name) % 2 else picked
+
+
+def _structured_reply(request: _Request, response_format: Mapping[str, Any]) -> str:
+    """The JSON text of a reply in JSON mode: fits ``json_schema`` when one is given."""
+    schema = response_format.get("json_schema")
+    if isinstance(schema, Mapping):
+        value: Any = _fill_value(request, 0, "answer", schema, -1)
+    else:
+        value = {"answer": _answer_plainly(request.question)}
+    indent = 2 if request.hasher.number("indent") % 2 else None
+    return json.dumps(value, indent=indent, ensure_ascii=False)
 
 
 def _fragments(hasher: _Hasher, index: int, text: str) -> tuple[str, ...]:

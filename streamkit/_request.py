@@ -3,7 +3,8 @@
 Arguments left at :data:`NOT_GIVEN` are omitted; an explicit ``None`` is sent as ``null``,
 as the SDK does. Typed models (pydantic, including the SDK's own types) are dumped by alias
 with the fields that were set plus every non-None default, again as the SDK does; plain
-dicts and lists pass through.
+dicts and lists pass through. A type as ``response_format`` (a pydantic model class, ...)
+becomes Cohere's JSON-schema format (see ``_structured``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Final, TypedDict
 
 from pydantic import BaseModel
 
+from streamkit._structured import is_response_type, json_response_format
 from streamkit.errors import InvalidHeaderError
 
 __all__ = ["NOT_GIVEN", "NotGiven", "RequestOptions", "build_chat_body", "check_header"]
@@ -96,8 +98,11 @@ def build_chat_body(
     body: dict[str, Any] = {}
     for name in CHAT_PARAMETERS:
         value = arguments.get(name, NOT_GIVEN)
-        if value is not NOT_GIVEN:
-            body[name] = to_jsonable(value)
+        if value is NOT_GIVEN:
+            continue
+        if name == "response_format" and is_response_type(value):
+            value = json_response_format(value)  # a model class: Cohere's JSON-schema mode
+        body[name] = to_jsonable(value)
     body["stream"] = stream
     if request_options and request_options.get("additional_body_parameters"):
         body.update(to_jsonable(request_options["additional_body_parameters"]))

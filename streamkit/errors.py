@@ -35,6 +35,8 @@
     │   │   └── StreamTimeoutError       no data came in time (also httpx.TimeoutException)
     │   └── ServerStreamError            the server reported an error inside a 200 stream
     ├── ToolArgumentsError               a tool call's joined arguments are not valid JSON
+    ├── InvalidSchemaError               a response_format type with no usable JSON schema
+    ├── StructuredOutputError            a structured reply that is not JSON fitting its type
     ├── NoEventLoopError                 an async stream subscribed with no asyncio loop to run on
     ├── ServerNotRunningError            an OfflineServer's address asked for while it is stopped
     ├── OfflineRequestError              a request body the OfflineServer cannot answer (its 400)
@@ -75,6 +77,7 @@ __all__ = [
     "GatewayTimeoutError",
     "InternalServerError",
     "InvalidHeaderError",
+    "InvalidSchemaError",
     "InvalidTokenError",
     "InvalidUIMessageError",
     "LineTooLargeError",
@@ -97,6 +100,7 @@ __all__ = [
     "StreamTimeoutError",
     "StreamTruncatedError",
     "StreamkitError",
+    "StructuredOutputError",
     "ToolArgumentsError",
     "UnauthorizedError",
     "UnexpectedEventError",
@@ -472,6 +476,49 @@ class ToolArgumentsError(StreamkitError, ValueError):
         self.tool_call_id = tool_call_id
         self.name = name
         self.arguments = arguments
+
+
+# --------------------------------------------------------------------------- structured output
+
+
+class InvalidSchemaError(StreamkitError, ValueError):
+    """A ``response_format`` type (or schema file) that cannot become Cohere's JSON schema.
+
+    Raised before anything is sent: the type has no JSON schema (pydantic cannot build one),
+    or its schema is not an object at the top level, which Cohere's JSON mode requires.
+    Wrap a list or a scalar in a model: ``class Answer(BaseModel): items: list[Item]``.
+    """
+
+
+class StructuredOutputError(StreamkitError, ValueError):
+    """A structured reply whose text is not JSON that validates against its type.
+
+    Raised (as ``on_error``) by ``operators.partial_json`` and ``operators.partial_model``:
+    at the first character that cannot continue a JSON document, or when the stream ends
+    and the whole text does not validate.
+
+    Attributes:
+        text: The reply's raw text so far, exactly as received.
+        errors: Pydantic's errors (``ValidationError.errors()``, without URLs); a JSON
+            syntax error is pydantic's ``json_invalid`` error.
+        partial: The last partial value emitted before the failure (None if none was).
+        partial_message: Everything accumulated from the stream, as a ``ChatResponse``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        text: str,
+        errors: list[Any],
+        partial: object = None,
+        partial_message: ChatResponse | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.text = text
+        self.errors = errors
+        self.partial = partial
+        self.partial_message = partial_message
 
 
 # --------------------------------------------------------------------------- asyncio, offline

@@ -173,3 +173,11 @@ def test_quick_run_fills_every_section(tmp_path: Path) -> None:
     assert len(trials) == 3
     assert all(trial.events == trial.expected and not trial.failures for trial in trials)
     assert set(report.facts["latency_added"]) == set(run.LATENCY_CONTENDERS)
+
+
+def test_partial_json_benchmark_quick_run_checks_and_fills_its_table() -> None:
+    from benchmarks import partial_json
+
+    rows = partial_json.main(["--quick"])
+    assert rows[0][:4] == ["size", "pieces", "streamkit", "pydantic-core"]
+    assert len(rows) == 3 and all(cell != "-" for row in rows[1:] for cell in row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -623,3 +624,109 @@ def test_a_co_api_url_that_is_no_url_is_a_usage_error() -> None:
         "streamkit: error: CO_API_URL: base_url '127.0.0.1:9' must be an http:// or https://"
         " URL with a host, e.g. 'https://api.cohere.com'"
     )
+
+
+# ----------------------------------------------------------------------------- --schema
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string"},
+        "sights": {"type": "array", "items": {"$ref": "#/$defs/Sight"}},
+    },
+    "required": ["city", "sights"],
+    "$defs": {
+        "Sight": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "kind": {"enum": ["museum", "park"]}},
+            "required": ["name", "kind"],
+        }
+    },
+}
+
+
+@pytest.fixture
+def schema_file(tmp_path: Path) -> Path:
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps(SCHEMA), encoding="utf-8")
+    return path
+
+
+def test_schema_prints_the_whole_object_on_a_pipe(schema_file: Path) -> None:
+    result = run("chat", "--schema", str(schema_file), "A guide to Rome")
+    assert result.returncode == 0, result.stderr
+    value = json.loads(result.stdout)
+    assert value["city"] == "Rome"
+    assert value["sights"] and all(s["kind"] == "museum" for s in value["sights"])
+    assert result.stdout.startswith("{\n  ")  # pretty-printed, once
+
+
+def test_schema_json_prints_growing_snapshots_one_per_line(schema_file: Path) -> None:
+    result = run("chat", "--schema", str(schema_file), "--json", "A guide to Rome")
+    assert result.returncode == 0, result.stderr
+    snapshots = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(snapshots) > 5
+    assert snapshots[0] == {}
+    assert snapshots[-1] == snapshots[-2]  # the last line is the whole object
+    for old, new in zip(snapshots, snapshots[1:], strict=False):
+        assert set(old) <= set(new)
+
+
+def test_schema_redraws_the_object_in_place_on_a_terminal(schema_file: Path) -> None:
+    import pty
+
+    primary, secondary = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "streamkit", "chat", "--schema", str(schema_file), "Rome"],
+        stdout=secondary,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=environment(),
+    ) as process:
+        os.close(secondary)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # the other end closed
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        assert process.wait(timeout=30) == 0
+    os.close(primary)
+    text = drawn.decode("utf-8").replace("\r\n", "\n")
+    # Each snapshot goes back up over the last one's lines, erases them and draws itself.
+    ups = re.findall(r"\x1b\[(\d+)F\x1b\[J", text)
+    assert len(ups) > 5
+    drawings = re.split(r"\x1b\[\d+F\x1b\[J", text)
+    for drawing, up in zip(drawings, ups, strict=False):
+        assert drawing.count("\n") == int(up)  # exactly the lines drawn before
+    assert json.loads(drawings[-1])["city"] == "Rome"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param("[1, 2]", "a JSON schema is a JSON object", id="not-an-object"),
+        pytest.param('{"type": "array"}', "needs an object at the top", id="array-schema"),
+        pytest.param("{nope", "is not valid JSON", id="invalid-json"),
+    ],
+)
+def test_a_bad_schema_file_is_one_line_and_status_2(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "schema.json"
+    path.write_text(content, encoding="utf-8")
+    result = run("chat", "--schema", str(path), "Hi")
+    assert result.returncode == 2
+    assert message in one_error_line(result)
+    assert result.stdout == ""
+
+
+def test_schema_refuses_tools_and_sentences(schema_file: Path, tools_file: Path) -> None:
+    for extra in (["--tools", str(tools_file)], ["--sentences"]):
+        result = run("chat", "--schema", str(schema_file), *extra, "Hi")
+        assert result.returncode == 2
+        assert "--schema" in one_error_line(result)

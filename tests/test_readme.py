@@ -178,6 +178,13 @@ def failure_keeps_partial(out: str) -> None:
     assert kept == f"kept: {live}"  # nothing printed live is missing from the partial message
 
 
+def structured_guide(out: str) -> None:
+    partial, whole, cut = lines(out)
+    assert partial.startswith("Guide(city='Rome', sights=[Sight(")
+    assert whole.startswith("Rome [('museum', ")
+    assert cut.startswith("json_invalid '{")
+
+
 EXPECTED: dict[str, Callable[[str], None]] = {
     "stream.final_message(on_text=": live_then_final,
     "client.chat(": text_then_chat,
@@ -196,6 +203,7 @@ EXPECTED: dict[str, Callable[[str], None]] = {
     "except StreamError": failure_keeps_partial,
     "ui_message_stream_response(": served_to_browser,
     "create_app(": chat_app_served,
+    "partial_model(Guide)": structured_guide,
 }
 
 

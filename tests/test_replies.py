@@ -7,12 +7,15 @@ import json
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
+from enum import Enum
+from typing import Any, Literal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
+from streamkit import json_response_format
 from streamkit._replies import ScriptedReply, script_reply, tokenize
 from streamkit.errors import OfflineRequestError, StreamkitError
 
@@ -660,3 +663,83 @@ def test_any_body_gets_a_consistent_reply(body: JSON) -> None:
     max_tokens = body.get("max_tokens")
     if max_tokens is not None and reply.finish_reason != "TOOL_CALL":
         assert reply.output_tokens <= max_tokens
+
+
+# --------------------------------------------------------------------------- structured replies
+
+
+class _Kind(str, Enum):
+    BOOK = "book"
+    FILM = "film"
+
+
+class _Credit(BaseModel):
+    person: str
+    role: Literal["author", "director"]
+
+
+class _Work(BaseModel):
+    title: str
+    kind: _Kind
+    year: int
+    rating: float | None = None
+    credits: list[_Credit]
+    sequel: _Work | None = None
+    notes: dict[str, int] = {}
+    tags: list[list[str]] = []
+    catalogue: Literal["v2"] = "v2"
+
+
+class _Shelf(BaseModel):
+    works: list[_Work]
+    owner: str
+
+
+def _structured_body(model: type[BaseModel], question: str) -> dict[str, Any]:
+    return {
+        "model": "command-a-03-2025",
+        "messages": [{"role": "user", "content": question}],
+        "response_format": json_response_format(model),
+    }
+
+
+@pytest.mark.parametrize("model", [_Work, _Shelf])
+@pytest.mark.parametrize("question", ["Two films about Lisbon", "A book of 1984, please"])
+def test_a_json_mode_reply_fits_the_schema_in_small_pieces(
+    model: type[BaseModel], question: str
+) -> None:
+    reply = script_reply(_structured_body(model, question))
+    [block] = reply.content
+    pieces = [token.text for token in block.tokens]
+    text = "".join(pieces)
+    model.model_validate_json(text)  # $defs, $ref, anyOf, enum, Literal, nested lists
+    assert max(len(piece) for piece in pieces) <= 7 and len(pieces) > 10
+    assert reply.finish_reason == "COMPLETE"
+    assert script_reply(_structured_body(model, question)) == reply  # deterministic
+    assert reply.response()["message"]["content"][0]["text"] == text
+
+
+def test_json_mode_without_a_schema_answers_a_json_object() -> None:
+    body = _structured_body(_Work, "Hi")
+    body["response_format"] = {"type": "json_object"}
+    [block] = script_reply(body).content
+    assert set(json.loads(block.text)) == {"answer"}
+
+
+def test_json_mode_cut_by_max_tokens_is_invalid_json() -> None:
+    body = {**_structured_body(_Work, "A film"), "max_tokens": 4}
+    reply = script_reply(body)
+    assert reply.finish_reason == "MAX_TOKENS"
+    with pytest.raises(ValueError):
+        json.loads(reply.content[0].text)
+
+
+def test_tool_parameters_with_refs_are_filled_from_their_definitions() -> None:
+    tool = {
+        "type": "function",
+        "function": {"name": "save", "parameters": _Credit.model_json_schema()},
+    }
+    body = {**_structured_body(_Work, "Save it"), "tools": [tool]}
+    del body["response_format"]
+    [call] = script_reply(body).tool_calls
+    assert _Credit.model_validate_json(call.arguments)

@@ -13,7 +13,7 @@ import inspect
 import json
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import cohere
 import httpx
@@ -383,7 +383,21 @@ ALL_NONE: Kwargs = {
     )
 }
 
+
 # (as plain JSON values, as the SDK's typed models); None where there is no typed spelling.
+class _Sight(pydantic.BaseModel):
+    name: str
+    kind: Literal["museum", "park"] | None = None
+
+
+class _City(pydantic.BaseModel):
+    name: str
+    sights: list[_Sight]
+
+
+_CITY_SCHEMA = _City.model_json_schema()
+
+
 CASES: list[Any] = [
     pytest.param(
         {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]},
@@ -491,6 +505,19 @@ CASES: list[Any] = [
             ],
         },
         id="extra-fields-and-mixed-spellings",
+    ),
+    pytest.param(
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "A JSON city, please."}],
+            "response_format": {"type": "json_object", "json_schema": _CITY_SCHEMA},
+        },
+        lambda: {
+            "model": MODEL,
+            "messages": [cohere.UserChatMessageV2(content="A JSON city, please.")],
+            "response_format": cohere.JsonObjectResponseFormatV2(json_schema=_CITY_SCHEMA),
+        },
+        id="json-schema-response-format",
     ),
 ]
 
@@ -660,3 +687,55 @@ def test_plain_pydantic_models_are_dumped_like_the_sdks_own() -> None:
     assert body(our_request({"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]})) == (
         typed({"model": MODEL, "messages": ours["messages"], "stream": True})
     )
+
+
+# ----------------------------------------------------------------------------- structured
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
+def test_a_model_class_sends_the_sdks_body_for_its_json_schema(stream: bool) -> None:
+    """response_format=Model is the SDK's body for the JSON-schema format, byte for byte."""
+    messages = [{"role": "user", "content": "A JSON city, please."}]
+    theirs = sdk_request(
+        {
+            "model": MODEL,
+            "messages": messages,
+            "response_format": cohere.JsonObjectResponseFormatV2(json_schema=_CITY_SCHEMA),
+        },
+        stream=stream,
+    )
+    ours = our_request(
+        {"model": MODEL, "messages": messages, "response_format": _City}, stream=stream
+    )
+    assert ours.content == theirs.content
+    assert json.loads(ours.content)["response_format"]["json_schema"]["$defs"]["_Sight"]
+    if stream:
+        async_body = our_async_request(
+            {"model": MODEL, "messages": messages, "response_format": _City}
+        )
+        assert async_body.content == theirs.content
+
+
+@pytest.mark.parametrize(
+    "response_type",
+    [pytest.param(list[_City], id="list"), pytest.param(int, id="scalar")],
+)
+def test_a_type_whose_schema_is_not_an_object_is_refused_before_sending(
+    response_type: Any,
+) -> None:
+    captured = Captured()
+    with httpx.Client(transport=httpx.MockTransport(captured)) as http:
+        with streamkit.Client(API_KEY, base_url=BASE_URL, http_client=http) as ours:
+            with pytest.raises(streamkit.errors.InvalidSchemaError, match="object"):
+                ours.chat_stream(model=MODEL, messages=[], response_format=response_type)
+            with pytest.raises(ValueError, match="wrap it in a model"):
+                ours.chat(model=MODEL, messages=[], response_format=response_type)
+    assert captured.requests == []
+
+
+def test_a_type_pydantic_has_no_schema_for_is_refused() -> None:
+    class Opaque:
+        pass
+
+    with pytest.raises(streamkit.errors.InvalidSchemaError, match="no JSON schema"):
+        streamkit.json_response_format(Opaque)

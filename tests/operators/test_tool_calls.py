@@ -18,7 +18,6 @@ from operators import (
     tool_call_progress,
     tool_plan,
 )
-from operators._tool_calls import MISSING, PartialJSONParser
 from streamkit import CHAT_EVENT_ADAPTER, ChatEvent, from_sse_file, to_iterator
 from streamkit.errors import ToolArgumentsError, UnexpectedEventError
 from tests.operators.matrix import Case, Check, docstring_marbles, events, matrix
@@ -291,75 +290,6 @@ def test_tool_plan_skips_empty_pieces() -> None:
     assert run([plan(""), plan("a"), start(), end()], tool_plan()) == ["a"]
 
 
-# --------------------------------------------------------------------------- partial JSON
-
-
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [
-        pytest.param("", MISSING, id="nothing"),
-        pytest.param("  ", MISSING, id="whitespace"),
-        pytest.param("{", {}, id="open-object"),
-        pytest.param('{"ci', {}, id="key-in-progress"),
-        pytest.param('{"city"', {}, id="key-without-colon"),
-        pytest.param('{"city": ', {}, id="key-without-value"),
-        pytest.param('{"city": "', {"city": ""}, id="empty-string-in-progress"),
-        pytest.param('{"city": "Pa', {"city": "Pa"}, id="string-in-progress"),
-        pytest.param('{"n": 12', {}, id="number-in-progress-dropped"),
-        pytest.param('{"n": 12,', {"n": 12}, id="number-ended-by-comma"),
-        pytest.param('{"n": tr', {}, id="literal-in-progress-dropped"),
-        pytest.param('{"n": true', {"n": True}, id="literal-complete"),
-        pytest.param('{"a": [1, "x', {"a": [1, "x"]}, id="array-string"),
-        pytest.param('{"a": [1, 2', {"a": [1]}, id="array-number-dropped"),
-        pytest.param('{"a": {"b": [', {"a": {"b": []}}, id="nested-open"),
-        pytest.param('{"s": "a\\', {"s": "a"}, id="escape-in-progress"),
-        pytest.param('{"s": "a\\u00', {"s": "a"}, id="unicode-escape-in-progress"),
-        pytest.param('{"s": "\\u00e9', {"s": "é"}, id="unicode-escape"),
-        pytest.param('{"s": "\\ud83d', {"s": ""}, id="high-surrogate-waits"),
-        pytest.param('{"s": "\\ud83d\\ude00', {"s": "😀"}, id="surrogate-pair"),
-        pytest.param('"top', "top", id="top-level-string"),
-        pytest.param("12", MISSING, id="top-level-number"),
-        pytest.param("[1, [2, [3", [1, [2, []]], id="deep-arrays"),
-    ],
-)
-def test_partial_json_snapshots(text: str, value: Any) -> None:
-    parser = PartialJSONParser()
-    parser.feed(text)
-    assert parser.snapshot() == value
-
-
-@pytest.mark.parametrize(
-    "text", ['{"a" 1}', '{"a": 1 "b"}', "[1,]x", "{,", '{"a": tx', "01x", '"\\x"', "{} {}", "]"]
-)
-def test_partial_json_rejects_invalid_text(text: str) -> None:
-    parser = PartialJSONParser()
-    with pytest.raises(ValueError):
-        parser.feed(text)
-        parser.close()
-
-
-def test_partial_json_close_rejects_an_incomplete_document() -> None:
-    parser = PartialJSONParser()
-    parser.feed('{"a": 1')
-    with pytest.raises(ValueError, match="incomplete"):
-        parser.close()
-
-
-def test_partial_json_top_level_number_ends_with_close() -> None:
-    parser = PartialJSONParser()
-    parser.feed("-1.5e3")
-    assert parser.close() == -1500.0
-
-
-def test_snapshots_are_not_changed_by_later_fragments() -> None:
-    parser = PartialJSONParser()
-    parser.feed('{"a": [1, ')
-    first = parser.snapshot()
-    parser.feed('2], "b": "x')
-    assert first == {"a": [1]}
-    assert parser.snapshot() == {"a": [1, 2], "b": "x"}
-
-
 # --------------------------------------------------------------------------- properties
 
 json_values = st.recursive(
@@ -406,15 +336,3 @@ def test_fragments_split_anywhere_assemble_to_the_same_arguments(
     progress_items = run(events, tool_call_progress())
     assert progress_items[-1].parsed == json.loads(text)
     assert len(progress_items) == 1 + len(fragments)
-
-
-@settings(max_examples=150, deadline=None)
-@given(documents())
-def test_partial_json_every_prefix_parses_and_the_whole_equals_json_loads(text: str) -> None:
-    parser = PartialJSONParser()
-    for i, char in enumerate(text):
-        parser.feed(char)
-        prefix = PartialJSONParser()
-        prefix.feed(text[: i + 1])
-        assert prefix.snapshot() == parser.snapshot()
-    assert parser.close() == json.loads(text)
