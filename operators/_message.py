@@ -17,13 +17,13 @@ from reactivex import Observable, abc
 from reactivex import operators as ops
 
 from operators._pending import attach_pending
-from streamkit import ChatEvent, ChatResponse, MessageAccumulator, accumulate
+from streamkit import ChatResponse, MessageAccumulator, RunEvent, accumulate
 from streamkit.errors import StreamTruncatedError
 
 __all__ = ["accumulate", "final_message", "snapshots"]
 
 
-def snapshots() -> Callable[[Observable[ChatEvent]], Observable[ChatResponse]]:
+def snapshots() -> Callable[[Observable[RunEvent]], Observable[ChatResponse]]:
     """Emit the message so far, as a :class:`~streamkit.ChatResponse`, after each event.
 
     Every event gives one snapshot (unknown events too: they land in
@@ -63,11 +63,11 @@ def snapshots() -> Callable[[Observable[ChatEvent]], Observable[ChatResponse]]:
             message so far as ``partial_message``.
     """
 
-    def operator(source: Observable[ChatEvent]) -> Observable[ChatResponse]:
+    def operator(source: Observable[RunEvent]) -> Observable[ChatResponse]:
         def factory(_: abc.SchedulerBase) -> Observable[ChatResponse]:
             accumulator = MessageAccumulator()
 
-            def step(event: ChatEvent) -> ChatResponse:
+            def step(event: RunEvent) -> ChatResponse:
                 accumulator.add(event)
                 return accumulator.snapshot()
 
@@ -78,7 +78,7 @@ def snapshots() -> Callable[[Observable[ChatEvent]], Observable[ChatResponse]]:
     return operator
 
 
-def final_message() -> Callable[[Observable[ChatEvent]], Observable[ChatResponse]]:
+def final_message() -> Callable[[Observable[RunEvent]], Observable[ChatResponse]]:
     """Reduce the stream to one :class:`~streamkit.ChatResponse`, the non-streaming reply.
 
     The item comes at completion and has the shape of Cohere's non-streaming V2 response
@@ -139,18 +139,18 @@ def final_message() -> Callable[[Observable[ChatEvent]], Observable[ChatResponse
             before it; it carries the message so far as ``partial_message``.
     """
 
-    def operator(source: Observable[ChatEvent]) -> Observable[ChatResponse]:
+    def operator(source: Observable[RunEvent]) -> Observable[ChatResponse]:
         def factory(_: abc.SchedulerBase) -> Observable[ChatResponse]:
             accumulator = MessageAccumulator()
             seen = False
 
-            def fold(state: MessageAccumulator, event: ChatEvent) -> MessageAccumulator:
+            def fold(state: MessageAccumulator, event: RunEvent) -> MessageAccumulator:
                 nonlocal seen
                 seen = True
                 state.add(event)
                 return state
 
-            def keep_partial(error: Exception, _: Observable[ChatEvent]) -> Observable[ChatEvent]:
+            def keep_partial(error: Exception, _: Observable[RunEvent]) -> Observable[RunEvent]:
                 if seen:
                     attach_pending(error, accumulator.snapshot())
                 return reactivex.throw(error)

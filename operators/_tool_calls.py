@@ -25,6 +25,8 @@ from reactivex import operators as ops
 from operators._pending import attach_pending
 from streamkit import (
     ChatEvent,
+    RunEvent,
+    StepEndEvent,
     ToolCall,
     ToolCallDeltaEvent,
     ToolCallEndEvent,
@@ -516,7 +518,7 @@ def _unexpected(event: ChatEvent, problem: str) -> UnexpectedEventError:
     return UnexpectedEventError(f"unexpected {event.type} event: {problem}", event=event)
 
 
-def assemble_tool_calls() -> Callable[[Observable[ChatEvent]], Observable[AssembledToolCall]]:
+def assemble_tool_calls() -> Callable[[Observable[RunEvent]], Observable[AssembledToolCall]]:
     """Emit each tool call, whole and parsed, at its ``tool-call-end``.
 
     Other events are consumed. A call that sent no ``tool-call-delta`` has ``arguments``
@@ -558,7 +560,7 @@ def assemble_tool_calls() -> Callable[[Observable[ChatEvent]], Observable[Assemb
             started, or a call started twice.
     """
 
-    def operator(source: Observable[ChatEvent]) -> Observable[AssembledToolCall]:
+    def operator(source: Observable[RunEvent]) -> Observable[AssembledToolCall]:
         def subscribe(
             observer: abc.ObserverBase[AssembledToolCall],
             scheduler: abc.SchedulerBase | None = None,
@@ -587,11 +589,13 @@ def assemble_tool_calls() -> Callable[[Observable[ChatEvent]], Observable[Assemb
                     parsed=parsed,
                 )
 
-            def on_next(event: ChatEvent) -> None:
+            def on_next(event: RunEvent) -> None:
                 if stopped:
                     return
                 try:
-                    if isinstance(event, ToolCallStartEvent):
+                    if isinstance(event, StepEndEvent):
+                        started.clear()  # a tool run's next step counts its calls from 0
+                    elif isinstance(event, ToolCallStartEvent):
                         if event.index in started:
                             raise _unexpected(event, f"tool call {event.index} started twice")
                         started.add(event.index)
@@ -637,7 +641,7 @@ def assemble_tool_calls() -> Callable[[Observable[ChatEvent]], Observable[Assemb
     return operator
 
 
-def tool_call_progress() -> Callable[[Observable[ChatEvent]], Observable[ToolCallProgress]]:
+def tool_call_progress() -> Callable[[Observable[RunEvent]], Observable[ToolCallProgress]]:
     """Emit each tool call's arguments, partially parsed, as their fragments arrive.
 
     One item at ``tool-call-start`` (``parsed`` ``{}``: the name is known before any
@@ -685,7 +689,7 @@ def tool_call_progress() -> Callable[[Observable[ChatEvent]], Observable[ToolCal
             started, or a call started twice.
     """
 
-    def operator(source: Observable[ChatEvent]) -> Observable[ToolCallProgress]:
+    def operator(source: Observable[RunEvent]) -> Observable[ToolCallProgress]:
         def subscribe(
             observer: abc.ObserverBase[ToolCallProgress],
             scheduler: abc.SchedulerBase | None = None,
@@ -708,12 +712,14 @@ def tool_call_progress() -> Callable[[Observable[ChatEvent]], Observable[ToolCal
                     raise _arguments_error(index, call.call, call.text(), problem)
                 observer.on_next(call.progress(index, fragment))
 
-            def on_next(event: ChatEvent) -> None:
+            def on_next(event: RunEvent) -> None:
                 nonlocal stopped
                 if stopped:
                     return
                 try:
-                    if isinstance(event, ToolCallStartEvent):
+                    if isinstance(event, StepEndEvent):
+                        started.clear()  # a tool run's next step counts its calls from 0
+                    elif isinstance(event, ToolCallStartEvent):
                         if event.index in started:
                             raise _unexpected(event, f"tool call {event.index} started twice")
                         started.add(event.index)
@@ -751,11 +757,11 @@ def tool_call_progress() -> Callable[[Observable[ChatEvent]], Observable[ToolCal
     return operator
 
 
-def _plan_piece(event: ChatEvent) -> str:
+def _plan_piece(event: RunEvent) -> str:
     return event.tool_plan if isinstance(event, ToolPlanDeltaEvent) else ""
 
 
-def tool_plan() -> Callable[[Observable[ChatEvent]], Observable[str]]:
+def tool_plan() -> Callable[[Observable[RunEvent]], Observable[str]]:
     """Emit the tool plan's text pieces, as the model states its plan before calling tools.
 
     Only ``tool-plan-delta`` events count; empty pieces are skipped. Join the pieces for
