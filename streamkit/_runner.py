@@ -317,6 +317,10 @@ class _Stop:
                 self.wake.put(None)
 
 
+_DRAIN_SECONDS = 5.0
+"""How long a stopping sync run waits for its cancelled async tools to finish."""
+
+
 class _PrivateLoop:
     """An event loop on a daemon thread, for the async tools of a sync run."""
 
@@ -328,13 +332,19 @@ class _PrivateLoop:
         self._thread.start()
 
     def close(self) -> None:
-        def shut() -> None:
-            for task in asyncio.all_tasks(self.loop):
-                task.cancel()
-            self.loop.stop()
+        """Cancel the tools still running, let them handle it, then stop the loop."""
 
-        self.loop.call_soon_threadsafe(shut)
-        self._thread.join(5)
+        async def drain() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        drained = asyncio.run_coroutine_threadsafe(drain(), self.loop)
+        with contextlib.suppress(Exception):  # a tool that ignores cancellation: give up
+            drained.result(_DRAIN_SECONDS)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(_DRAIN_SECONDS)
         if not self._thread.is_alive():
             self.loop.close()
 
