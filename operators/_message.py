@@ -26,6 +26,8 @@ __all__ = ["accumulate", "final_message", "snapshots"]
 def snapshots() -> Callable[[Observable[RunEvent]], Observable[ChatResponse]]:
     """Emit the message so far, as a :class:`~streamkit.ChatResponse`, after each event.
 
+    Over a tool run each step starts a new message at its ``message-start``; tool results
+    and step ends give the current step's snapshot again.
     Every event gives one snapshot (unknown events too: they land in
     ``unknown_events``); the last one, after ``message-end``, is the final message. Each
     snapshot is a new immutable object: keep the ones you like. Nothing is buffered, so
@@ -89,6 +91,9 @@ def final_message() -> Callable[[Observable[RunEvent]], Observable[ChatResponse]
     * On an upstream error, the message so far rides on the error (read it with
       :func:`pending`); the error itself passes unchanged. The client's errors also carry
       it as ``partial_message``.
+    * Over a tool run (:func:`~streamkit.run_tools`) it folds step by step: the item is
+      the last step's reply, the model's answer (each step's own reply is on its
+      :class:`~streamkit.StepEndEvent`).
     * A stream that completes without a single event fails with
       :class:`~streamkit.errors.StreamTruncatedError`: there is no reply to reduce to
       (the client already fails an empty response that way).
