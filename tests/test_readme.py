@@ -178,6 +178,21 @@ def failure_keeps_partial(out: str) -> None:
     assert kept == f"kept: {live}"  # nothing printed live is missing from the partial message
 
 
+def tool_run(out: str) -> None:
+    # The tools' results in the order of the calls, the error as the model read it, then
+    # the answer built from both, and the conversation to continue.
+    assert lines(out) == [
+        "  get_weather -> {'forecast': 'sunny', 'celsius': 21}",
+        "  get_time -> LookupError: no clock for Paris",
+        "step 1: the tools ran",
+        "step 2: answered",
+        'Here is what the tools returned for "What is the weather and time in Paris?". '
+        "According to get_weather, the forecast is sunny. "
+        "According to get_time, the error is LookupError: no clock for Paris.",
+        "['user', 'assistant', 'tool', 'tool', 'assistant']",
+    ]
+
+
 EXPECTED: dict[str, Callable[[str], None]] = {
     "stream.final_message(on_text=": live_then_final,
     "client.chat(": text_then_chat,
@@ -196,6 +211,7 @@ EXPECTED: dict[str, Callable[[str], None]] = {
     "except StreamError": failure_keeps_partial,
     "ui_message_stream_response(": served_to_browser,
     "create_app(": chat_app_served,
+    "run_tools(": tool_run,
 }
 
 
