@@ -44,7 +44,7 @@ from streamkit._client import AsyncClient, Client
 from streamkit._message import ChatResponse
 from streamkit._request import to_jsonable
 from streamkit._run_events import RunEvent, StepEndEvent, StopReason, ToolResultEvent
-from streamkit._stream import Cancellation, _loop_for, _running_loop
+from streamkit._stream import Cancellation, loop_for, running_loop
 from streamkit._tools import Tool, as_tools, jsonable_result, tool_message
 from streamkit.errors import ToolError
 
@@ -532,7 +532,7 @@ def _async_run(
     def subscribe(
         observer: abc.ObserverBase[RunEvent], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        loop = _loop_for(scheduler)
+        loop = loop_for(scheduler)
         disposed = False
 
         def emit(event: RunEvent) -> None:
@@ -556,7 +556,7 @@ def _async_run(
         def dispose() -> None:
             nonlocal disposed
             disposed = True
-            if _running_loop() is loop:
+            if running_loop() is loop:
                 task.cancel()
             else:
                 loop.call_soon_threadsafe(task.cancel)

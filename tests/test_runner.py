@@ -552,3 +552,19 @@ def test_bad_arguments_to_run_tools_fail_at_once() -> None:
             run_tools(client, model=MODEL, messages=QUESTION, tools=[], stream=False)
         with pytest.raises(ToolDefinitionError, match=r"\*args"):
             run_tools(client, model=MODEL, messages=QUESTION, tools=[f])
+
+
+def test_typed_sdk_messages_start_a_run_and_the_conversation_is_plain_json() -> None:
+    import cohere
+
+    def get_weather(city: str) -> str:
+        """Weather."""
+        return f"mild in {city}"
+
+    start = [cohere.UserChatMessageV2(content="What is the weather in Oslo?")]
+    with Client.offline() as client:
+        run = run_tools(client, model=MODEL, messages=start, tools=[get_weather])
+        end = final(list(to_iterator(run)))
+    assert end.messages[0] == {"role": "user", "content": "What is the weather in Oslo?"}
+    assert json.loads(json.dumps(end.messages)) == end.messages
+    assert "mild in Oslo" in end.response.text
