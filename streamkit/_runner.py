@@ -306,6 +306,13 @@ class _Stop:
         self.futures: list[Any] = []
         self._lock = threading.Lock()
 
+    def track(self, future: Any) -> None:
+        """Keep an async tool's future to cancel on stop (at once, if stopped already)."""
+        with self._lock:
+            self.futures.append(future)
+            if self.stopped.is_set():
+                future.cancel()
+
     def stop(self) -> None:
         with self._lock:
             self.stopped.set()
@@ -446,7 +453,7 @@ def _run_calls_sync(
             future = asyncio.run_coroutine_threadsafe(
                 _call_async(call.tool.function, call.kwargs, call.timeout), private.loop
             )
-            stop.futures.append(future)
+            stop.track(future)
             future.add_done_callback(_report_future(call, started[call.index], done))
         else:
             threading.Thread(
