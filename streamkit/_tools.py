@@ -84,7 +84,13 @@ def _arguments_model(
     """A pydantic model of the function's keyword arguments (unknown keys forbidden)."""
     try:
         signature = inspect.signature(function)
-        hints = typing.get_type_hints(function, include_extras=True)
+        # A callable object's hints are on its __call__; a partial's on the function inside.
+        target: Any = function
+        if isinstance(function, functools.partial):
+            target = function.func
+        elif not inspect.isroutine(function):
+            target = type(function).__call__
+        hints = typing.get_type_hints(target, include_extras=True)
     except (TypeError, ValueError, NameError) as error:
         raise ToolDefinitionError(f"tool {name!r}: cannot read its signature ({error})") from error
     fields: dict[str, Any] = {}

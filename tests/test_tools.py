@@ -331,3 +331,24 @@ def test_every_run_event_member_is_handled_by_the_accumulator() -> None:
     for event in _step(1, "x", final=True):
         accumulator.add(event)
     assert accumulator.snapshot().text == "x"
+
+
+class Counter:
+    """Counts calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, step: int = 1) -> int:
+        self.calls += step
+        return self.calls
+
+
+def test_callable_objects_and_partials_are_tools_too() -> None:
+    import functools
+
+    counter = Tool.from_function(Counter(), name="count")
+    assert counter.parameters["properties"]["step"]["type"] == "integer"
+    assert counter.validate('{"step": "2"}') == {"step": 2}
+    scaled = Tool.from_function(functools.partial(forecast, days=2), name="two_days")
+    assert scaled.validate('{"place": {"city": "Oslo"}}')["days"] == 2
