@@ -85,7 +85,7 @@ from streamkit._offline import OfflineServer
 from streamkit._record import RecordedEvent, Recording, read_recording, record, replay
 from streamkit._request import NOT_GIVEN, NotGiven, RequestOptions
 from streamkit._run_events import RunEvent, StepEndEvent, StopReason, ToolResultEvent
-from streamkit._runner import run_tools
+from streamkit._runner import ToolRun, run_tools
 from streamkit._sse import SSEDecoder
 from streamkit._sse_event import ServerSentEvent
 from streamkit._stats import StreamStats, StreamStatsTracker, stream_stats
@@ -158,6 +158,7 @@ __all__ = [
     "ToolCallStartEvent",
     "ToolPlanDeltaEvent",
     "ToolResultEvent",
+    "ToolRun",
     "UnknownEvent",
     "Usage",
     "UsageTokens",

@@ -57,6 +57,7 @@ from streamkit._events import (
 from streamkit._message import ChatResponse, TextContent, ThinkingContent
 from streamkit._record import Recording
 from streamkit._run_events import RunEvent, StepEndEvent, ToolResultEvent
+from streamkit._runner import ToolRun
 from streamkit._stats import StreamStats, StreamStatsTracker
 from streamkit._stream import ChatStream
 
@@ -755,8 +756,10 @@ class _View:
 class _Live:
     """Folds events into what the live view shows, with their timing."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], *, run: bool = False) -> None:
         self._clock = clock
+        self.run = run
+        """Whether the source is a tool run (its first step gets a header too)."""
         self._start = clock()
         self.accumulator = MessageAccumulator(strict=False)
         self.stats = StreamStatsTracker()
@@ -809,7 +812,7 @@ class _Live:
     def view(self) -> _View:
         response = self.accumulator.snapshot()
         progress = self.progress()
-        if not self.steps and not self.results:
+        if not self.run and not self.steps and not self.results:
             return _View(_message_html(response, progress), _message_text(response, progress))
         # A tool run: every step under its header, its tool results after its message.
         shown: list[tuple[int, ChatResponse, Sequence[ToolResultEvent], _Progress]] = [
@@ -930,7 +933,7 @@ class _Typed:
         self._out.flush()
 
     def event(self, event: RunEvent) -> None:
-        if isinstance(event, MessageStartEvent) and self._live.steps:
+        if isinstance(event, MessageStartEvent) and (self._live.run or self._live.steps):
             self._calls_shown.clear()  # a tool run's next step numbers its calls from 0
             self._write(
                 ("step", len(self._live.steps) + 1), f"── Step {len(self._live.steps) + 1}\n"
@@ -1006,7 +1009,8 @@ def display_stream(
     the footer. Elsewhere (a script) the reply is printed, as :func:`render_text` gives it,
     once complete.
 
-    In IPython, displaying a client's stream (ending a cell with it) does the same.
+    In IPython, displaying a client's stream or a tool run (ending a cell with it) does the
+    same.
 
     Example::
 
@@ -1028,7 +1032,7 @@ def display_stream(
         StreamkitError: What the stream fails with, after the display shows the error.
         KeyboardInterrupt: When interrupted, after the request is cancelled.
     """
-    live = _Live(clock)
+    live = _Live(clock, run=isinstance(source, ToolRun))
     output = _open_output(live, handle, interval, file)
     try:
         with to_iterator(source) as events:
@@ -1068,7 +1072,7 @@ async def adisplay_stream(
     Returns:
         The whole reply.
     """
-    live = _Live(clock)
+    live = _Live(clock, run=isinstance(source, ToolRun))
     output = _open_output(live, handle, interval, file)
     try:
         async with to_async_iterator(source) as events:
@@ -1102,7 +1106,7 @@ def _text_formatter(obj: object, printer: Any, cycle: bool) -> None:
     printer.text(render_text(obj) if not cycle else "...")
 
 
-def _display_live(stream: ChatStream) -> None:
+def _display_live(stream: Observable[RunEvent]) -> None:
     display_stream(stream)
 
 
@@ -1125,6 +1129,7 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
         html_formatter.for_type_by_name(module, name, _html_formatter)
         text_formatter.for_type_by_name(module, name, _text_formatter)
     display_formatter.ipython_display_formatter.for_type(ChatStream, _display_live)
+    display_formatter.ipython_display_formatter.for_type(ToolRun, _display_live)
 
 
 def _register_with_running_ipython() -> None:

@@ -35,7 +35,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
@@ -48,10 +47,31 @@ from streamkit._stream import Cancellation, loop_for, running_loop
 from streamkit._tools import Tool, as_tools, jsonable_result, tool_message
 from streamkit.errors import ToolError
 
-__all__ = ["run_tools"]
+__all__ = ["ToolRun", "run_tools"]
+
+_Subscribe = Callable[[abc.ObserverBase[RunEvent], abc.SchedulerBase | None], abc.DisposableBase]
 
 DEFAULT_MAX_STEPS = 10
 """How many model replies a run asks for at most, unless told otherwise."""
+
+
+class ToolRun(Observable[RunEvent]):
+    """The cold Observable :func:`run_tools` returns: a tool run's events, step by step.
+
+    An ``Observable[RunEvent]`` like any other; its own type lets
+    :func:`~streamkit.display_stream` show the first step's header before it ends.
+    """
+
+    def __init__(
+        self,
+        subscribe: _Subscribe,
+        description: str,
+    ) -> None:
+        super().__init__(subscribe)
+        self._description = description
+
+    def __repr__(self) -> str:
+        return f"<ToolRun {self._description}>"
 
 
 def run_tools(
@@ -63,7 +83,7 @@ def run_tools(
     max_steps: int = DEFAULT_MAX_STEPS,
     tool_timeout: float | None = None,
     **options: Any,
-) -> Observable[RunEvent]:
+) -> ToolRun:
     """Stream a conversation in which the model calls tools until it answers.
 
     Each step streams one reply with ``client.chat_stream``; if the reply calls tools,
@@ -134,7 +154,7 @@ the forecast is sunny in Paris.'
             ``request_options``, ...), sent with every step.
 
     Returns:
-        An ``Observable[RunEvent]``.
+        A :class:`ToolRun`: an ``Observable[RunEvent]``.
 
     Raises:
         ToolDefinitionError: If a tool cannot be described (raised here, not on subscribe).
@@ -162,9 +182,10 @@ the forecast is sunny in Paris.'
             "tools": conv.params,
         }
 
+    description = f"model={model!r} tools={list(by_name)} max_steps={max_steps}"
     if isinstance(client, AsyncClient):
-        return _async_run(client, conversation, request)
-    return _sync_run(client, conversation, request)
+        return ToolRun(_async_run(client, conversation, request), description)
+    return ToolRun(_sync_run(client, conversation, request), description)
 
 
 # ----------------------------------------------------------------------------- the core
@@ -360,7 +381,7 @@ def _sync_run(
     client: Client,
     conversation: Callable[[], _Conversation],
     request: Callable[[_Conversation], dict[str, Any]],
-) -> Observable[RunEvent]:
+) -> _Subscribe:
     def subscribe(
         observer: abc.ObserverBase[RunEvent], _: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
@@ -374,7 +395,7 @@ def _sync_run(
         thread.start()
         return Disposable(stop.stop)
 
-    return reactivex.create(subscribe)
+    return subscribe
 
 
 def _drive_sync(
@@ -535,7 +556,7 @@ def _async_run(
     client: AsyncClient,
     conversation: Callable[[], _Conversation],
     request: Callable[[_Conversation], dict[str, Any]],
-) -> Observable[RunEvent]:
+) -> _Subscribe:
     def subscribe(
         observer: abc.ObserverBase[RunEvent], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
@@ -570,7 +591,7 @@ def _async_run(
 
         return Disposable(dispose)
 
-    return reactivex.create(subscribe)
+    return subscribe
 
 
 async def _drive_async(

@@ -78,9 +78,11 @@ def test_in_jupyter_a_run_shows_its_steps_live_and_escaped(run: Observable[RunEv
     assert "<code>get_weather</code>" in page and "error in" in page
     assert "<Paris>" not in page and "&lt;Paris&gt;" in page
     frames = [repr(update) for update in handle.updates]
-    # While step 1 streams the run is not known as one yet; its results come before step 2.
+    # The first step has its header from the start; its results come before step 2's.
+    assert frames[0].startswith("── Step 1\n") and "waiting for the first token" not in frames[0]
     first_result = next(i for i, f in enumerate(frames) if "Result of get_weather" in f)
-    assert "── Step 1" in frames[first_result] and "── Step 2" not in frames[first_result]
+    assert "── Step 2" not in frames[first_result]
+    assert "── Step 2" in frames[-1]
 
 
 def test_in_terminal_ipython_a_run_types_headers_and_results(
@@ -91,7 +93,7 @@ def test_in_terminal_ipython_a_run_types_headers_and_results(
     display_module.display_stream(run, file=out)
     printed = out.getvalue()
     before, after = printed.split("── Step 2\n")
-    assert before.startswith("Plan: I will call get_weather and get_time")
+    assert before.startswith("── Step 1\nPlan: I will call get_weather and get_time")
     assert "Result of get_weather" in before and "Error from get_time" in before
     assert after.startswith("Here is what the tools returned")
 
@@ -105,3 +107,25 @@ def test_run_events_render_as_text_and_html(run: Observable[RunEvent]) -> None:
     assert isinstance(end, StepEndEvent)
     assert render_text(end) == "step 2 ended · 0 tool results · stopped: answered"
     assert "step-end" in (render_html(end) or "")
+
+
+def test_ending_an_ipython_cell_with_a_run_displays_it_live(
+    run: Observable[RunEvent], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from IPython.core import displaypub
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        display_module.load_ipython_extension(shell)
+        formatter: Any = shell.display_formatter  # IPython's formatters are untyped
+        publisher_class: Any = displaypub.CapturingDisplayPublisher
+        publisher = publisher_class()
+        monkeypatch.setattr(shell, "display_pub", publisher)
+        monkeypatch.setattr(display_module, "_kernel_shell", lambda: shell)
+        formatter.format(run)
+        final_html = publisher.outputs[-1]["data"]["text/html"]
+        assert "<b>Step 1</b>" in final_html and "<b>Step 2</b>" in final_html
+        assert "Here is what the tools returned" in final_html
+    finally:
+        InteractiveShell.clear_instance()

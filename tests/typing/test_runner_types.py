@@ -33,6 +33,7 @@ from streamkit import (
     StopReason,
     Tool,
     ToolResultEvent,
+    ToolRun,
     run_tools,
     tool,
 )
@@ -54,12 +55,12 @@ def test_a_run_is_an_observable_of_run_events_for_both_clients() -> None:
     assert_type(tool(name="x")(lookup), Tool)
     with Client.offline() as client:
         run = run_tools(client, model="m", messages=[], tools=[made, tool(name="other")(lookup)])
-        assert_type(run, Observable[RunEvent])
+        assert_type(run, ToolRun)
+        observable: Observable[RunEvent] = run
+        assert repr(observable).startswith("<ToolRun model='m' tools=['lookup', 'other']")
 
     def on_a_loop(aclient: AsyncClient) -> None:
-        assert_type(
-            run_tools(aclient, model="m", messages=[], tools=[lookup]), Observable[RunEvent]
-        )
+        assert_type(run_tools(aclient, model="m", messages=[], tools=[lookup]), ToolRun)
 
     assert callable(on_a_loop)
 
