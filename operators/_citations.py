@@ -18,7 +18,6 @@ from reactivex import Observable, abc
 
 from operators._pending import attach_pending
 from streamkit import (
-    ChatEvent,
     Citation,
     CitationEndEvent,
     CitationStartEvent,
@@ -26,7 +25,9 @@ from streamkit import (
     ContentEndEvent,
     ContentStartEvent,
     MessageEndEvent,
+    RunEvent,
     Source,
+    StepEndEvent,
     ToolCallStartEvent,
     ToolPlanDeltaEvent,
 )
@@ -136,7 +137,7 @@ class _Pairing:
             **extra,
         )
 
-    def add(self, event: ChatEvent) -> None:
+    def add(self, event: RunEvent) -> None:
         if isinstance(event, ContentDeltaEvent):
             content = event.delta.message.content
             if content.text is not None:
@@ -192,7 +193,7 @@ class _Pairing:
         return items
 
 
-def pair_citations() -> Callable[[Observable[ChatEvent]], Observable[PairedCitation]]:
+def pair_citations() -> Callable[[Observable[RunEvent]], Observable[PairedCitation]]:
     """Emit each citation at its ``citation-end``, checked against the text it cites.
 
     Each item carries the citation's span, text, sources and type, its content block, and
@@ -237,7 +238,7 @@ def pair_citations() -> Callable[[Observable[ChatEvent]], Observable[PairedCitat
             ``citation-start`` never came, or a citation started twice.
     """
 
-    def operator(source: Observable[ChatEvent]) -> Observable[PairedCitation]:
+    def operator(source: Observable[RunEvent]) -> Observable[PairedCitation]:
         def subscribe(
             observer: abc.ObserverBase[PairedCitation],
             scheduler: abc.SchedulerBase | None = None,
@@ -251,12 +252,19 @@ def pair_citations() -> Callable[[Observable[ChatEvent]], Observable[PairedCitat
                 attach_pending(error, tuple(state.held()))
                 observer.on_error(error)
 
-            def on_next(event: ChatEvent) -> None:
+            def on_next(event: RunEvent) -> None:
+                nonlocal state
                 if stopped:
                     return
                 try:
-                    state.add(event)
-                    ready = state.checked()
+                    if isinstance(event, StepEndEvent):
+                        # A tool run's next step counts its blocks and citations from 0.
+                        state.finished = True
+                        ready = state.checked() + state.held()
+                        state = _Pairing()
+                    else:
+                        state.add(event)
+                        ready = state.checked()
                 except Exception as error:
                     fail(error)
                     return

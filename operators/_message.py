@@ -17,15 +17,17 @@ from reactivex import Observable, abc
 from reactivex import operators as ops
 
 from operators._pending import attach_pending
-from streamkit import ChatEvent, ChatResponse, MessageAccumulator, accumulate
+from streamkit import ChatResponse, MessageAccumulator, RunEvent, accumulate
 from streamkit.errors import StreamTruncatedError
 
 __all__ = ["accumulate", "final_message", "snapshots"]
 
 
-def snapshots() -> Callable[[Observable[ChatEvent]], Observable[ChatResponse]]:
+def snapshots() -> Callable[[Observable[RunEvent]], Observable[ChatResponse]]:
     """Emit the message so far, as a :class:`~streamkit.ChatResponse`, after each event.
 
+    Over a tool run each step starts a new message at its ``message-start``; tool results
+    and step ends give the current step's snapshot again.
     Every event gives one snapshot (unknown events too: they land in
     ``unknown_events``); the last one, after ``message-end``, is the final message. Each
     snapshot is a new immutable object: keep the ones you like. Nothing is buffered, so
@@ -63,11 +65,11 @@ def snapshots() -> Callable[[Observable[ChatEvent]], Observable[ChatResponse]]:
             message so far as ``partial_message``.
     """
 
-    def operator(source: Observable[ChatEvent]) -> Observable[ChatResponse]:
+    def operator(source: Observable[RunEvent]) -> Observable[ChatResponse]:
         def factory(_: abc.SchedulerBase) -> Observable[ChatResponse]:
             accumulator = MessageAccumulator()
 
-            def step(event: ChatEvent) -> ChatResponse:
+            def step(event: RunEvent) -> ChatResponse:
                 accumulator.add(event)
                 return accumulator.snapshot()
 
@@ -78,7 +80,7 @@ def snapshots() -> Callable[[Observable[ChatEvent]], Observable[ChatResponse]]:
     return operator
 
 
-def final_message() -> Callable[[Observable[ChatEvent]], Observable[ChatResponse]]:
+def final_message() -> Callable[[Observable[RunEvent]], Observable[ChatResponse]]:
     """Reduce the stream to one :class:`~streamkit.ChatResponse`, the non-streaming reply.
 
     The item comes at completion and has the shape of Cohere's non-streaming V2 response
@@ -89,6 +91,9 @@ def final_message() -> Callable[[Observable[ChatEvent]], Observable[ChatResponse
     * On an upstream error, the message so far rides on the error (read it with
       :func:`pending`); the error itself passes unchanged. The client's errors also carry
       it as ``partial_message``.
+    * Over a tool run (:func:`~streamkit.run_tools`) it folds step by step: the item is
+      the last step's reply, the model's answer (each step's own reply is on its
+      :class:`~streamkit.StepEndEvent`).
     * A stream that completes without a single event fails with
       :class:`~streamkit.errors.StreamTruncatedError`: there is no reply to reduce to
       (the client already fails an empty response that way).
@@ -139,18 +144,18 @@ def final_message() -> Callable[[Observable[ChatEvent]], Observable[ChatResponse
             before it; it carries the message so far as ``partial_message``.
     """
 
-    def operator(source: Observable[ChatEvent]) -> Observable[ChatResponse]:
+    def operator(source: Observable[RunEvent]) -> Observable[ChatResponse]:
         def factory(_: abc.SchedulerBase) -> Observable[ChatResponse]:
             accumulator = MessageAccumulator()
             seen = False
 
-            def fold(state: MessageAccumulator, event: ChatEvent) -> MessageAccumulator:
+            def fold(state: MessageAccumulator, event: RunEvent) -> MessageAccumulator:
                 nonlocal seen
                 seen = True
                 state.add(event)
                 return state
 
-            def keep_partial(error: Exception, _: Observable[ChatEvent]) -> Observable[ChatEvent]:
+            def keep_partial(error: Exception, _: Observable[RunEvent]) -> Observable[RunEvent]:
                 if seen:
                     attach_pending(error, accumulator.snapshot())
                 return reactivex.throw(error)

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from reactivex import Observable, compose
 from reactivex import operators as ops
 
-from streamkit import ChatEvent, ContentDeltaEvent
+from streamkit import ContentDeltaEvent, RunEvent
 
 __all__ = ["accumulate_text", "text_only", "thinking_only"]
 
 
-def _text_of(event: ChatEvent) -> str:
+def _text_of(event: RunEvent) -> str:
     # Every event that is not an answer piece maps to "", which the filter drops together
     # with the empty pieces the server sends.
     if isinstance(event, ContentDeltaEvent):
@@ -24,7 +24,7 @@ def _text_of(event: ChatEvent) -> str:
     return ""
 
 
-def _thinking_of(event: ChatEvent) -> str:
+def _thinking_of(event: RunEvent) -> str:
     if isinstance(event, ContentDeltaEvent):
         return event.thinking or ""
     return ""
@@ -38,7 +38,7 @@ def _join(text: str, piece: str) -> str:
     return text + piece
 
 
-def text_only() -> Callable[[Observable[ChatEvent]], Observable[str]]:
+def text_only() -> Callable[[Observable[RunEvent]], Observable[str]]:
     """Emit the answer text of each ``content-delta`` as a ``str``.
 
     Thinking pieces, empty pieces and every other event are left out. The pieces joined give
@@ -63,12 +63,12 @@ def text_only() -> Callable[[Observable[ChatEvent]], Observable[str]]:
         ['Hel', 'lo']
 
     Returns:
-        An operator from ``Observable[ChatEvent]`` to ``Observable[str]``.
+        An operator from ``Observable[RunEvent]`` to ``Observable[str]``.
     """
     return compose(ops.map(_text_of), ops.filter(_not_empty))
 
 
-def thinking_only() -> Callable[[Observable[ChatEvent]], Observable[str]]:
+def thinking_only() -> Callable[[Observable[RunEvent]], Observable[str]]:
     """Emit the reasoning text of each thinking ``content-delta`` as a ``str``.
 
     The counterpart of :func:`text_only`: answer pieces, empty pieces and every other event
@@ -92,12 +92,12 @@ def thinking_only() -> Callable[[Observable[ChatEvent]], Observable[str]]:
         ['Greet', ' them.']
 
     Returns:
-        An operator from ``Observable[ChatEvent]`` to ``Observable[str]``.
+        An operator from ``Observable[RunEvent]`` to ``Observable[str]``.
     """
     return compose(ops.map(_thinking_of), ops.filter(_not_empty))
 
 
-def accumulate_text() -> Callable[[Observable[ChatEvent]], Observable[str]]:
+def accumulate_text() -> Callable[[Observable[RunEvent]], Observable[str]]:
     """Emit the answer text so far after each answer piece.
 
     The same pieces as :func:`text_only`, joined as they come: the last item is the whole
@@ -122,6 +122,6 @@ def accumulate_text() -> Callable[[Observable[ChatEvent]], Observable[str]]:
         ['Hel', 'Hello!']
 
     Returns:
-        An operator from ``Observable[ChatEvent]`` to ``Observable[str]``.
+        An operator from ``Observable[RunEvent]`` to ``Observable[str]``.
     """
     return compose(text_only(), ops.scan(_join, ""))

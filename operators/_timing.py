@@ -20,7 +20,7 @@ from reactivex import Observable, abc
 from reactivex import operators as ops
 
 from operators._pending import attach_pending
-from streamkit import ChatEvent, StreamStatsTracker
+from streamkit import RunEvent, StepEndEvent, StreamStatsTracker, ToolResultEvent
 
 __all__ = ["StreamMetrics", "Timed", "metrics", "with_timing"]
 
@@ -162,7 +162,7 @@ def with_timing(
 
 def metrics(
     scheduler: abc.SchedulerBase | None = None,
-) -> Callable[[Observable[ChatEvent]], Observable[StreamMetrics]]:
+) -> Callable[[Observable[RunEvent]], Observable[StreamMetrics]]:
     """Emit one :class:`StreamMetrics` at completion: latency, token gaps, speed, total time.
 
     An empty stream gives metrics with no tokens. On an upstream error the metrics so far
@@ -203,7 +203,7 @@ def metrics(
         An operator from chat events to one :class:`StreamMetrics`.
     """
 
-    def operator(source: Observable[ChatEvent]) -> Observable[StreamMetrics]:
+    def operator(source: Observable[RunEvent]) -> Observable[StreamMetrics]:
         def factory(default: abc.SchedulerBase) -> Observable[StreamMetrics]:
             clock = scheduler or default
             start = clock.now
@@ -213,12 +213,13 @@ def metrics(
             def summary(_: object = None) -> StreamMetrics:
                 return _metrics(tracker, _seconds(start, clock.now))
 
-            def keep_partial(error: Exception, _: Observable[Any]) -> Observable[ChatEvent]:
+            def keep_partial(error: Exception, _: Observable[Any]) -> Observable[RunEvent]:
                 attach_pending(error, summary())
                 return reactivex.throw(error)
 
-            def add(state: StreamStatsTracker, event: ChatEvent) -> StreamStatsTracker:
-                state.add(_seconds(start, clock.now), event)
+            def add(state: StreamStatsTracker, event: RunEvent) -> StreamStatsTracker:
+                if not isinstance(event, ToolResultEvent | StepEndEvent):
+                    state.add(_seconds(start, clock.now), event)
                 return state
 
             return source.pipe(

@@ -24,6 +24,8 @@ from streamkit import (
     MISSING,
     ChatEvent,
     PartialJSONParser,
+    RunEvent,
+    StepEndEvent,
     ToolCall,
     ToolCallDeltaEvent,
     ToolCallEndEvent,
@@ -165,7 +167,7 @@ def _unexpected(event: ChatEvent, problem: str) -> UnexpectedEventError:
     return UnexpectedEventError(f"unexpected {event.type} event: {problem}", event=event)
 
 
-def assemble_tool_calls() -> Callable[[Observable[ChatEvent]], Observable[AssembledToolCall]]:
+def assemble_tool_calls() -> Callable[[Observable[RunEvent]], Observable[AssembledToolCall]]:
     """Emit each tool call, whole and parsed, at its ``tool-call-end``.
 
     Other events are consumed. A call that sent no ``tool-call-delta`` has ``arguments``
@@ -207,7 +209,7 @@ def assemble_tool_calls() -> Callable[[Observable[ChatEvent]], Observable[Assemb
             started, or a call started twice.
     """
 
-    def operator(source: Observable[ChatEvent]) -> Observable[AssembledToolCall]:
+    def operator(source: Observable[RunEvent]) -> Observable[AssembledToolCall]:
         def subscribe(
             observer: abc.ObserverBase[AssembledToolCall],
             scheduler: abc.SchedulerBase | None = None,
@@ -236,11 +238,13 @@ def assemble_tool_calls() -> Callable[[Observable[ChatEvent]], Observable[Assemb
                     parsed=parsed,
                 )
 
-            def on_next(event: ChatEvent) -> None:
+            def on_next(event: RunEvent) -> None:
                 if stopped:
                     return
                 try:
-                    if isinstance(event, ToolCallStartEvent):
+                    if isinstance(event, StepEndEvent):
+                        started.clear()  # a tool run's next step counts its calls from 0
+                    elif isinstance(event, ToolCallStartEvent):
                         if event.index in started:
                             raise _unexpected(event, f"tool call {event.index} started twice")
                         started.add(event.index)
@@ -286,7 +290,7 @@ def assemble_tool_calls() -> Callable[[Observable[ChatEvent]], Observable[Assemb
     return operator
 
 
-def tool_call_progress() -> Callable[[Observable[ChatEvent]], Observable[ToolCallProgress]]:
+def tool_call_progress() -> Callable[[Observable[RunEvent]], Observable[ToolCallProgress]]:
     """Emit each tool call's arguments, partially parsed, as their fragments arrive.
 
     One item at ``tool-call-start`` (``parsed`` ``{}``: the name is known before any
@@ -334,7 +338,7 @@ def tool_call_progress() -> Callable[[Observable[ChatEvent]], Observable[ToolCal
             started, or a call started twice.
     """
 
-    def operator(source: Observable[ChatEvent]) -> Observable[ToolCallProgress]:
+    def operator(source: Observable[RunEvent]) -> Observable[ToolCallProgress]:
         def subscribe(
             observer: abc.ObserverBase[ToolCallProgress],
             scheduler: abc.SchedulerBase | None = None,
@@ -357,12 +361,14 @@ def tool_call_progress() -> Callable[[Observable[ChatEvent]], Observable[ToolCal
                     raise _arguments_error(index, call.call, call.text(), problem)
                 observer.on_next(call.progress(index, fragment))
 
-            def on_next(event: ChatEvent) -> None:
+            def on_next(event: RunEvent) -> None:
                 nonlocal stopped
                 if stopped:
                     return
                 try:
-                    if isinstance(event, ToolCallStartEvent):
+                    if isinstance(event, StepEndEvent):
+                        started.clear()  # a tool run's next step counts its calls from 0
+                    elif isinstance(event, ToolCallStartEvent):
                         if event.index in started:
                             raise _unexpected(event, f"tool call {event.index} started twice")
                         started.add(event.index)
@@ -400,11 +406,11 @@ def tool_call_progress() -> Callable[[Observable[ChatEvent]], Observable[ToolCal
     return operator
 
 
-def _plan_piece(event: ChatEvent) -> str:
+def _plan_piece(event: RunEvent) -> str:
     return event.tool_plan if isinstance(event, ToolPlanDeltaEvent) else ""
 
 
-def tool_plan() -> Callable[[Observable[ChatEvent]], Observable[str]]:
+def tool_plan() -> Callable[[Observable[RunEvent]], Observable[str]]:
     """Emit the tool plan's text pieces, as the model states its plan before calling tools.
 
     Only ``tool-plan-delta`` events count; empty pieces are skipped. Join the pieces for

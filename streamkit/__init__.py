@@ -86,11 +86,14 @@ from streamkit._offline import OfflineServer
 from streamkit._partial_json import MISSING, PartialJSONParser
 from streamkit._record import RecordedEvent, Recording, read_recording, record, replay
 from streamkit._request import NOT_GIVEN, NotGiven, RequestOptions
+from streamkit._run_events import RunEvent, StepEndEvent, StopReason, ToolResultEvent
+from streamkit._runner import ToolRun, run_tools
 from streamkit._sse import SSEDecoder
 from streamkit._sse_event import ServerSentEvent
 from streamkit._stats import StreamStats, StreamStatsTracker, stream_stats
 from streamkit._stream import AsyncChatStream, ChatStream
 from streamkit._structured import json_response_format
+from streamkit._tools import Tool, tool
 from streamkit._transport import DEFAULT_TIMEOUT
 from streamkit._version import __version__
 from streamkit.errors import NoEventLoopError
@@ -141,20 +144,26 @@ __all__ = [
     "RecordedEvent",
     "Recording",
     "RequestOptions",
+    "RunEvent",
     "SSEDecoder",
     "ServerSentEvent",
     "Source",
+    "StepEndEvent",
+    "StopReason",
     "StreamIterator",
     "StreamStats",
     "StreamStatsTracker",
     "TextContent",
     "ThinkingContent",
+    "Tool",
     "ToolCall",
     "ToolCallDeltaEvent",
     "ToolCallEndEvent",
     "ToolCallFunction",
     "ToolCallStartEvent",
     "ToolPlanDeltaEvent",
+    "ToolResultEvent",
+    "ToolRun",
     "UnknownEvent",
     "Usage",
     "UsageTokens",
@@ -176,7 +185,9 @@ __all__ = [
     "render_html",
     "render_text",
     "replay",
+    "run_tools",
     "stream_stats",
     "to_async_iterator",
     "to_iterator",
+    "tool",
 ]

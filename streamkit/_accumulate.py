@@ -13,6 +13,12 @@ the joined ``content-delta[i]`` pieces make ``message.content[i]``; joined
 ``tool-plan-delta`` make ``tool_plan``; ``tool-call-start[i]`` plus joined argument
 fragments make ``tool_calls[i]``; each ``citation-start`` is appended to ``citations``;
 ``message-end`` gives ``finish_reason`` and ``usage``.
+
+Over a tool run (:func:`~streamkit.run_tools`) the accumulator folds one step at a time:
+a :class:`~streamkit.StepEndEvent` closes the step, and the next step's ``message-start``
+starts a new message, so the snapshot is always the current step's reply, and at the end
+the last step's (the answer). Tool results are not part of the assistant's message and
+are skipped.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from streamkit._message import (
     TextContent,
     ThinkingContent,
 )
+from streamkit._run_events import RunEvent, StepEndEvent, ToolResultEvent
 from streamkit.errors import UnexpectedEventError
 
 if sys.version_info >= (3, 11):
@@ -127,6 +134,7 @@ class MessageAccumulator:
         "_open_citations",
         "_plan",
         "_started",
+        "_step_ended",
         "_unknown",
         "ended",
         "finish_reason",
@@ -138,6 +146,9 @@ class MessageAccumulator:
 
     def __init__(self, *, strict: bool = True) -> None:
         self.strict = strict
+        self._clear()
+
+    def _clear(self) -> None:
         self.id: str | None = None
         self.role = "assistant"
         self.finish_reason: str | None = None
@@ -151,6 +162,7 @@ class MessageAccumulator:
         self._open_citations: set[int] = set()
         self._logprobs: list[LogprobItem] = []
         self._unknown: list[UnknownEvent] = []
+        self._step_ended = False
 
     @classmethod
     def from_snapshot(cls, snapshot: ChatResponse, *, strict: bool = True) -> MessageAccumulator:
@@ -183,8 +195,8 @@ class MessageAccumulator:
 
     # ------------------------------------------------------------------ folding
 
-    def add(self, event: ChatEvent) -> None:
-        """Fold one event in.
+    def add(self, event: RunEvent) -> None:
+        """Fold one event in (a tool run's events too: see the module's docstring).
 
         Raises:
             UnexpectedEventError: In strict mode, for an event that contradicts the stream.
@@ -193,6 +205,8 @@ class MessageAccumulator:
             case ContentDeltaEvent():
                 self._content_delta(event)
             case MessageStartEvent():
+                if self._step_ended:
+                    self._clear()  # a tool run's next step: a new message
                 if self._started and self.strict:
                     self._reject(event, "a second message-start in one stream")
                 self._started = True
@@ -261,8 +275,10 @@ class MessageAccumulator:
                 self.usage = event.delta.usage if event.delta.usage is not None else Usage()
             case UnknownEvent():
                 self._unknown.append(event)
-            case DebugEvent() | ErrorEvent():
+            case DebugEvent() | ErrorEvent() | ToolResultEvent():
                 pass
+            case StepEndEvent():
+                self._step_ended = True
             case _:
                 assert_never(event)
 

@@ -4,7 +4,9 @@
   IPython display handle, no widget library) while the events arrive: the text so far, the
   thinking in a collapsible block, the tool plan, tool calls with their arguments filling
   in, citations highlighted on the spans they cite with their sources listed, and a footer
-  with the finish reason, usage and timing. In a terminal IPython, where nothing can be
+  with the finish reason, usage and timing. A tool run (:func:`~streamkit.run_tools`)
+  shows each step under a ``Step n`` header, with its tool calls and their results. In a
+  terminal IPython, where nothing can be
   updated in place, it types the reply out as it arrives and ends with the same sources and
   footer; elsewhere (a script) it prints the reply once it is complete.
 * :func:`render_html` and :func:`render_text` turn an event, a :class:`~streamkit.ChatResponse`,
@@ -56,6 +58,8 @@ from streamkit._events import (
 from streamkit._message import ChatResponse, TextContent, ThinkingContent
 from streamkit._partial_json import MISSING, PartialJSONParser
 from streamkit._record import Recording
+from streamkit._run_events import RunEvent, StepEndEvent, ToolResultEvent
+from streamkit._runner import ToolRun
 from streamkit._stats import StreamStats, StreamStatsTracker
 from streamkit._stream import ChatStream
 from streamkit.errors import StructuredOutputError
@@ -454,6 +458,36 @@ def _sources_and_footer_text(
     return lines
 
 
+# ----------------------------------------------------------------------------- tool runs
+
+
+def _result_text(result: ToolResultEvent) -> str:
+    head = (
+        f"{'Error from' if result.is_error else 'Result of'} {result.name} [{result.tool_call_id}]"
+    )
+    shown = (
+        result.error if result.error is not None else json.dumps(result.result, ensure_ascii=False)
+    )
+    return f"{head}: {_clip(shown or '', 200)}  ({result.duration:.2f} s)"
+
+
+def _result_html(result: ToolResultEvent) -> str:
+    label = "error" if result.is_error else "result"
+    shown = (
+        result.error if result.error is not None else json.dumps(result.result, ensure_ascii=False)
+    )
+    return (
+        f'<div><code>{_e(result.name)}</code> <span style="{_MUTED}">{_e(result.tool_call_id)} '
+        f"{label} in {result.duration:.2f} s</span>"
+        f'<pre style="{_PRE}">{_e(_clip(shown or "", 400))}</pre></div>'
+    )
+
+
+def _step_end_text(event: StepEndEvent) -> str:
+    reason = f"stopped: {event.stop_reason}" if event.stop_reason else "the run goes on"
+    return f"step {event.step} ended · {len(event.tool_results)} tool results · {reason}"
+
+
 # ----------------------------------------------------------------------------- events
 
 
@@ -586,6 +620,10 @@ def render_html(obj: object) -> str | None:
             f"<sup>[{_marks(numbers)}]</sup> "
             f'<span style="{_MUTED}">characters {cited.start}–{cited.end}</span>{listed}</div>'
         )
+    if isinstance(obj, ToolResultEvent):
+        return _result_html(obj)
+    if isinstance(obj, StepEndEvent):
+        return f'<span style="{_BOX}"><code>step-end</code> {_e(_step_end_text(obj))}</span>'
     if _is_event(obj):
         return _event_html(obj)
     return None
@@ -620,6 +658,10 @@ def render_text(obj: object) -> str:
         head = "" if index is None else f"{index}. "
         sources = ", ".join(_source_label(s) for s in cited.sources) or "no source"
         return f"{head}{cited.text!r} [{cited.start}:{cited.end}] cites {sources}"
+    if isinstance(obj, ToolResultEvent):
+        return _result_text(obj)
+    if isinstance(obj, StepEndEvent):
+        return _step_end_text(obj)
     if _is_event(obj):
         return _event_text(obj)
     return repr(obj)
@@ -718,8 +760,10 @@ class _View:
 class _Live:
     """Folds events into what the live view shows, with their timing."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], *, run: bool = False) -> None:
         self._clock = clock
+        self.run = run
+        """Whether the source is a tool run (its first step gets a header too)."""
         self._start = clock()
         self.accumulator = MessageAccumulator(strict=False)
         self.stats = StreamStatsTracker()
@@ -727,8 +771,24 @@ class _Live:
         self.streaming = True
         self.error: str | None = None
         self.end: float | None = None
+        self.steps: list[StepEndEvent] = []
+        """The ended steps of a tool run (none for a plain stream)."""
+        self.results: list[ToolResultEvent] = []
+        """The current step's tool results so far."""
+        self.step_open = False
+        """Whether a step's events came since the last step ended."""
 
-    def add(self, event: ChatEvent) -> None:
+    def add(self, event: RunEvent) -> None:
+        if isinstance(event, ToolResultEvent):
+            self.results.append(event)
+            return
+        if isinstance(event, StepEndEvent):
+            self.steps.append(event)
+            self.results = []
+            self.step_open = False
+            self.accumulator.add(event)
+            return
+        self.step_open = True
         self.stats.add(self._clock() - self._start, event)
         self.accumulator.add(event)
         if isinstance(event, ToolCallStartEvent):
@@ -756,7 +816,27 @@ class _Live:
     def view(self) -> _View:
         response = self.accumulator.snapshot()
         progress = self.progress()
-        return _View(_message_html(response, progress), _message_text(response, progress))
+        if not self.run and not self.steps and not self.results:
+            return _View(_message_html(response, progress), _message_text(response, progress))
+        # A tool run: every step under its header, its tool results after its message.
+        shown: list[tuple[int, ChatResponse, Sequence[ToolResultEvent], _Progress]] = [
+            (step.step, step.response, step.tool_results, _Progress()) for step in self.steps
+        ]
+        if self.step_open or self.results:
+            shown.append((len(self.steps) + 1, response, self.results, progress))
+        elif shown:
+            number, last, results, _ = shown[-1]
+            shown[-1] = (number, last, results, progress)
+        html_parts: list[str] = []
+        text_parts: list[str] = []
+        for number, reply, results, step_progress in shown:
+            html_parts.append(f"<div><b>Step {number}</b></div>")
+            html_parts.append(_message_html(reply, step_progress))
+            html_parts.extend(_result_html(result) for result in results)
+            text_parts.append(f"── Step {number}")
+            text_parts.append(_message_text(reply, step_progress))
+            text_parts.extend(_result_text(result) for result in results)
+        return _View("".join(html_parts), "\n".join(part for part in text_parts if part))
 
 
 def _running_shell() -> InteractiveShell | None:
@@ -787,7 +867,7 @@ def _in_terminal_ipython() -> bool:
 class _Output(Protocol):
     """Where a live view goes: told of each event, then closed once the stream ends."""
 
-    def event(self, event: ChatEvent) -> None: ...
+    def event(self, event: RunEvent) -> None: ...
 
     def close(self) -> None: ...
 
@@ -801,7 +881,7 @@ class _Updating:
         self._interval = interval
         self._last = time.monotonic()
 
-    def event(self, event: ChatEvent) -> None:  # noqa: ARG002 - the view reads the fold
+    def event(self, event: RunEvent) -> None:  # noqa: ARG002 - the view reads the fold
         now = time.monotonic()
         if now - self._last >= self._interval:
             self._last = now
@@ -818,7 +898,7 @@ class _PrintedOnce:
         self._live = live
         self._out = out
 
-    def event(self, event: ChatEvent) -> None:
+    def event(self, event: RunEvent) -> None:
         pass
 
     def close(self) -> None:
@@ -856,8 +936,15 @@ class _Typed:
         self._out.write(start + text)
         self._out.flush()
 
-    def event(self, event: ChatEvent) -> None:
-        if isinstance(event, ContentDeltaEvent):
+    def event(self, event: RunEvent) -> None:
+        if isinstance(event, MessageStartEvent) and (self._live.run or self._live.steps):
+            self._calls_shown.clear()  # a tool run's next step numbers its calls from 0
+            self._write(
+                ("step", len(self._live.steps) + 1), f"── Step {len(self._live.steps) + 1}\n"
+            )
+        elif isinstance(event, ToolResultEvent):
+            self._write(("result", len(self._live.steps)), _result_text(event) + "\n")
+        elif isinstance(event, ContentDeltaEvent):
             if event.thinking:
                 self._write(("thinking", event.index), event.thinking, "Thinking: ")
             elif event.text:
@@ -908,7 +995,7 @@ def _open_output(
 
 
 def display_stream(
-    source: Observable[ChatEvent],
+    source: Observable[RunEvent],
     *,
     interval: float = DEFAULT_INTERVAL,
     handle: DisplayHandle | None = None,
@@ -926,14 +1013,16 @@ def display_stream(
     the footer. Elsewhere (a script) the reply is printed, as :func:`render_text` gives it,
     once complete.
 
-    In IPython, displaying a client's stream (ending a cell with it) does the same.
+    In IPython, displaying a client's stream or a tool run (ending a cell with it) does the
+    same.
 
     Example::
 
         reply = display_stream(client.chat_stream(model="command-a-03-2025", messages=messages))
 
     Args:
-        source: The stream: any Observable of chat events (a client's stream, a replay...).
+        source: The stream: any Observable of chat events (a client's stream, a replay...),
+            or a tool run from :func:`~streamkit.run_tools` (each step under a header).
         interval: The least number of seconds between two updates of a Jupyter display.
         handle: Where to show it; by default a new IPython display. Anything with an
             ``update(obj)`` method works (the object has ``_repr_html_`` and a text repr).
@@ -941,13 +1030,13 @@ def display_stream(
         clock: The clock that times the events (seconds), for the footer's timing.
 
     Returns:
-        The whole reply.
+        The whole reply (of a tool run: its last step's reply, the answer).
 
     Raises:
         StreamkitError: What the stream fails with, after the display shows the error.
         KeyboardInterrupt: When interrupted, after the request is cancelled.
     """
-    live = _Live(clock)
+    live = _Live(clock, run=isinstance(source, ToolRun))
     output = _open_output(live, handle, interval, file)
     try:
         with to_iterator(source) as events:
@@ -964,7 +1053,7 @@ def display_stream(
 
 
 async def adisplay_stream(
-    source: Observable[ChatEvent],
+    source: Observable[RunEvent],
     *,
     interval: float = DEFAULT_INTERVAL,
     handle: DisplayHandle | None = None,
@@ -987,7 +1076,7 @@ async def adisplay_stream(
     Returns:
         The whole reply.
     """
-    live = _Live(clock)
+    live = _Live(clock, run=isinstance(source, ToolRun))
     output = _open_output(live, handle, interval, file)
     try:
         async with to_async_iterator(source) as events:
@@ -1157,7 +1246,7 @@ def _text_formatter(obj: object, printer: Any, cycle: bool) -> None:
     printer.text(render_text(obj) if not cycle else "...")
 
 
-def _display_live(stream: ChatStream) -> None:
+def _display_live(stream: Observable[RunEvent]) -> None:
     display_stream(stream)
 
 
@@ -1180,6 +1269,7 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
         html_formatter.for_type_by_name(module, name, _html_formatter)
         text_formatter.for_type_by_name(module, name, _text_formatter)
     display_formatter.ipython_display_formatter.for_type(ChatStream, _display_live)
+    display_formatter.ipython_display_formatter.for_type(ToolRun, _display_live)
 
 
 def _register_with_running_ipython() -> None:

@@ -40,6 +40,8 @@ __all__ = [
     "AsyncChatStream",
     "Cancellation",
     "ChatStream",
+    "loop_for",
+    "running_loop",
     "shutdown_socket",
 ]
 
@@ -335,7 +337,7 @@ class AsyncChatStream(Observable[ChatEvent]):
         observer: abc.ObserverBase[ChatEvent],
         scheduler: abc.SchedulerBase | None = None,
     ) -> abc.DisposableBase:
-        loop = _loop_for(scheduler)
+        loop = loop_for(scheduler)
         disposed = False
 
         async def run() -> None:
@@ -390,7 +392,7 @@ class AsyncChatStream(Observable[ChatEvent]):
         def dispose() -> None:
             nonlocal disposed
             disposed = True
-            if _running_loop() is loop:
+            if running_loop() is loop:
                 task.cancel()
             else:
                 loop.call_soon_threadsafe(task.cancel)
@@ -398,17 +400,23 @@ class AsyncChatStream(Observable[ChatEvent]):
         return Disposable(dispose)
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop running on this thread, or None."""
     try:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
 
 
-def _loop_for(scheduler: abc.SchedulerBase | None) -> asyncio.AbstractEventLoop:
+def loop_for(scheduler: abc.SchedulerBase | None) -> asyncio.AbstractEventLoop:
+    """The loop an async subscription runs on: its scheduler's, else the running one.
+
+    Raises:
+        NoEventLoopError: If there is neither.
+    """
     if isinstance(scheduler, AsyncIOScheduler):
         return scheduler._loop  # the scheduler has no public accessor for its loop
-    loop = _running_loop()
+    loop = running_loop()
     if loop is None:
         raise NoEventLoopError(
             "AsyncClient streams run on an asyncio loop: subscribe from inside a coroutine, "

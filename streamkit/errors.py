@@ -37,6 +37,8 @@
     ├── ToolArgumentsError               a tool call's joined arguments are not valid JSON
     ├── InvalidSchemaError               a response_format type with no usable JSON schema
     ├── StructuredOutputError            a structured reply that is not JSON fitting its type
+    ├── ToolDefinitionError              a tool run_tools cannot describe or call (also ValueError)
+    ├── ToolError                        a tool call that gave no result; the model reads why
     ├── NoEventLoopError                 an async stream subscribed with no asyncio loop to run on
     ├── ServerNotRunningError            an OfflineServer's address asked for while it is stopped
     ├── OfflineRequestError              a request body the OfflineServer cannot answer (its 400)
@@ -102,6 +104,8 @@ __all__ = [
     "StreamkitError",
     "StructuredOutputError",
     "ToolArgumentsError",
+    "ToolDefinitionError",
+    "ToolError",
     "UnauthorizedError",
     "UnexpectedEventError",
     "UnprocessableEntityError",
@@ -519,6 +523,25 @@ class StructuredOutputError(StreamkitError, ValueError):
         self.errors = errors
         self.partial = partial
         self.partial_message = partial_message
+
+
+class ToolDefinitionError(StreamkitError, ValueError):
+    """A tool that :func:`~streamkit.run_tools` cannot describe to the model or call.
+
+    Raised when the tools are defined (before any request): a function with ``*args`` or
+    ``**kwargs``, a parameter pydantic cannot build a JSON schema for, two tools with one
+    name, or something that is not callable.
+    """
+
+
+class ToolError(StreamkitError):
+    """Why a tool call produced no result; its message is what the model reads.
+
+    :func:`~streamkit.run_tools` never raises it: it becomes the call's error result
+    (arguments that do not validate, an unknown tool name, a timeout, a result that is not
+    JSON). A tool may raise it to send a message of its own choosing back to the model;
+    any other exception a tool raises is sent as ``"TypeName: message"``.
+    """
 
 
 # --------------------------------------------------------------------------- asyncio, offline

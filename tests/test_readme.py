@@ -185,6 +185,21 @@ def structured_guide(out: str) -> None:
     assert cut.startswith("json_invalid '{")
 
 
+def tool_run(out: str) -> None:
+    # The tools' results in the order of the calls, the error as the model read it, then
+    # the answer built from both, and the conversation to continue.
+    assert lines(out) == [
+        "  get_weather -> {'forecast': 'sunny', 'celsius': 21}",
+        "  get_time -> LookupError: no clock for Paris",
+        "step 1: the tools ran",
+        "step 2: answered",
+        'Here is what the tools returned for "What is the weather and time in Paris?". '
+        "According to get_weather, the forecast is sunny. "
+        "According to get_time, the error is LookupError: no clock for Paris.",
+        "['user', 'assistant', 'tool', 'tool', 'assistant']",
+    ]
+
+
 EXPECTED: dict[str, Callable[[str], None]] = {
     "stream.final_message(on_text=": live_then_final,
     "client.chat(": text_then_chat,
@@ -204,6 +219,7 @@ EXPECTED: dict[str, Callable[[str], None]] = {
     "ui_message_stream_response(": served_to_browser,
     "create_app(": chat_app_served,
     "partial_model(Guide)": structured_guide,
+    "run_tools(": tool_run,
 }
 
 
