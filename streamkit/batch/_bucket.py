@@ -6,9 +6,10 @@ the debt is paid back at ``rate`` per second, so callers that reserve one after 
 spaced out in the order they asked. :meth:`TokenBucket.charge` settles a reservation once
 the real cost is known (a request's tokens are only known after its reply), and may refund.
 
-Over any window of ``T`` seconds, reservations that start inside it add up to at most
-``capacity + rate * T``. The local engine drives one bucket under asyncio; the Ray engine
-drives the same class inside one actor that every worker asks, so the limit is global.
+Over any window of ``T`` seconds, reservations (each of at most ``capacity``) that start
+inside it add up to at most ``capacity + rate * T``. The local engine drives one bucket
+under asyncio; the Ray engine drives the same class inside one actor that every worker
+asks, so the limit is global.
 """
 
 from __future__ import annotations
