@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import ray
@@ -28,7 +29,11 @@ def test_two_thousand_rows_give_the_local_engine_s_results(tmp_path: Path) -> No
     requests = rows(2000)
     requests[777]["messages"] = [{"role": "bogus", "content": "who am I"}]
     with OfflineServer() as server:
-        options = {"base_url": server.base_url, "api_key": "test", "concurrency": 32}
+        options: dict[str, Any] = {
+            "base_url": server.base_url,
+            "api_key": "test",
+            "concurrency": 32,
+        }
         on_ray = run_batch(requests, out=tmp_path / "ray.jsonl", engine="ray", **options)
         local = run_batch(requests, out=tmp_path / "local.jsonl", engine="local", **options)
 
