@@ -868,6 +868,8 @@ def _batch(args: argparse.Namespace, stderr: TextIO) -> int:
             offline_pacing=_offline_pacing(),
             on_progress=progress,
         )
+    except ValueError as error:  # a CO_API_URL that is no http(s) URL
+        _fail_usage(f"CO_API_URL: {error}")
     finally:
         if progress is not None and progress.shown:
             stderr.write("\r\x1b[K")
