@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError
+from ray.exceptions import RayActorError, RayError
 
 from streamkit._retry import RetryPolicy
 from streamkit.batch._local import BucketLimits
@@ -129,12 +129,16 @@ def run_ray(
     yet, and shuts down only a Ray it started.
 
     Raises:
-        BatchRunError: Actors kept dying (more replacements than ``2 * actors + 2``).
+        BatchRunError: Actors kept dying (more replacements than ``2 * actors + 2``), or
+            Ray failed otherwise (a worker that cannot import streamkit, a lost cluster).
     """
+    if not rows:
+        return
     started = not ray.is_initialized()
     if started:
         ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=False)
     run = uuid.uuid4().hex[:8]
+    actors_made: list[Any] = []
     try:
         count = min(actors or _cpus(), concurrency, max(1, len(rows)))
         per_actor = math.ceil(concurrency / count)
@@ -145,17 +149,20 @@ def run_ray(
                 .options(name=f"{ACTOR_PREFIX}{run}-limiter", num_cpus=0)
                 .remote(rpm, tpm)
             )
+            actors_made.append(limiter)
         worker_class = ray.remote(_Worker)
         made = 0
 
         def new_worker() -> Any:
             nonlocal made
             made += 1
-            return worker_class.options(
+            worker = worker_class.options(
                 name=f"{ACTOR_PREFIX}{run}-worker{made}",
                 max_concurrency=_OUTSTANDING + 1,
                 num_cpus=0,
             ).remote(settings, per_actor, limiter, pipeline)
+            actors_made.append(worker)
+            return worker
 
         workers = [new_worker() for _ in range(count)]
         queue = deque(rows)
@@ -193,6 +200,13 @@ def run_ray(
                     continue
                 for result in results:
                     on_result(result)
+    except RayError as error:
+        # Anything else Ray reports (a worker that cannot import streamkit, a lost
+        # cluster) ends the run; what was written stays written.
+        summary = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise BatchRunError(f"the Ray engine failed: {type(error).__name__}: {summary}") from error
     finally:
+        for actor in actors_made:  # a Ray that lives on keeps no idle actors of this run
+            ray.kill(actor)
         if started:
             ray.shutdown()

@@ -78,6 +78,22 @@ def test_refused_requests_are_retried_within_the_rate_limit() -> None:
     assert max_in_window(times, 1.0) <= per_second + 1 + per_second * 0.1
 
 
+def test_the_token_limit_spaces_requests_by_what_the_replies_used() -> None:
+    tpm = 30_000.0  # 500 tokens a second, bursts of 500
+    with OfflineServer() as server:
+        summary = run_batch(
+            rows(12), base_url=server.base_url, api_key="test", concurrency=2, tpm=tpm
+        )
+        sent = len(server.requests)
+    assert summary.ok == 12 and sent == 12
+    used = [r["usage"]["tokens"]["input_tokens"] + r["usage"]["tokens"]["output_tokens"]
+            for r in summary.results]  # fmt: skip
+    # Each reply uses ~190 tokens (the template counts) where ~20 were reserved: the debt is
+    # settled as replies end, so the later requests wait for it. Everything but the burst
+    # and the two last replies (in flight, not yet settled) was paid for at 500 a second.
+    assert summary.elapsed >= (sum(used) - 500 - 2 * max(used)) / (tpm / 60) * 0.95
+
+
 def test_a_refusal_past_max_retries_is_a_failed_row_not_a_lost_one() -> None:
     with faulty_backend() as (server, _):
         summary = run_batch(
