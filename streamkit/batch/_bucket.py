@@ -1,31 +1,36 @@
-"""A token bucket that hands out reservations: pure, no clock of its own, no sleeping.
+"""A token bucket: pure, no clock of its own, no sleeping.
 
-The caller says what time it is. :meth:`TokenBucket.reserve` always grants the amount and
-answers how long the caller must wait before using it: the balance may go below zero, and
-the debt is paid back at ``rate`` per second, so callers that reserve one after another are
-spaced out in the order they asked. :meth:`TokenBucket.charge` settles a reservation once
-the real cost is known (a request's tokens are only known after its reply), and may refund.
+The caller says what time it is. :meth:`TokenBucket.wait_time` says how long until an
+amount is there; :meth:`TokenBucket.take` takes it. A caller takes only when the wait is
+zero, and otherwise asks again after the wait, so the bucket never grants ahead of time: a
+caller that wakes up late (a busy event loop) finds at most ``capacity`` saved up, never a
+backlog, and cannot burst. :meth:`TokenBucket.take` also settles an estimate once the real
+cost is known (a request's tokens are known only after its reply): the balance may go below
+zero, and a negative amount gives back, up to the capacity.
 
-Over any window of ``T`` seconds, reservations (each of at most ``capacity``) that start
-inside it add up to at most ``capacity + rate * T``. The local engine drives one bucket
-under asyncio; the Ray engine drives the same class inside one actor that every worker
-asks, so the limit is global.
+Over any window of ``T`` seconds, amounts (each at most ``capacity``) taken inside it add
+up to at most ``capacity + rate * T``. The local engine drives the buckets on its asyncio
+loop; the Ray engine drives the same class inside one actor that every worker asks, so the
+limit is global.
 """
 
 from __future__ import annotations
 
 __all__ = ["TokenBucket"]
 
+_EPSILON = 1e-9
+
 
 class TokenBucket:
-    """Grants amounts at ``rate`` per second, with bursts up to ``capacity``.
+    """Refills at ``rate`` per second, up to ``capacity``.
 
     Example:
         >>> bucket = TokenBucket(rate=2.0, capacity=1.0, now=0.0)
-        >>> [bucket.reserve(1, now=0.0) for _ in range(3)]
-        [0.0, 0.5, 1.0]
-        >>> bucket.reserve(1, now=10.0)
+        >>> bucket.wait_time(1, now=0.0)
         0.0
+        >>> bucket.take(1, now=0.0)
+        >>> bucket.wait_time(1, now=0.0), bucket.wait_time(1, now=0.25)
+        (0.5, 0.25)
 
     Args:
         rate: Units added per second (``rpm / 60`` for requests per minute).
@@ -46,36 +51,33 @@ class TokenBucket:
         self._balance = float(capacity)
         self._updated = now
 
-    @property
-    def rate(self) -> float:
-        """Units added per second."""
-        return self._rate
-
     def _refill(self, now: float) -> None:
         if now > self._updated:
             elapsed = now - self._updated
             self._balance = min(self._capacity, self._balance + elapsed * self._rate)
             self._updated = now
 
-    def reserve(self, amount: float, *, now: float) -> float:
-        """Take ``amount`` now, and say how many seconds to wait before using it.
+    def wait_time(self, amount: float, *, now: float) -> float:
+        """Seconds until ``amount`` can be taken (an amount above the capacity: a full bucket).
 
         Args:
-            amount: The units to take (may exceed ``capacity``: the wait grows instead).
+            amount: The units wanted.
             now: The current time on the caller's clock.
 
         Returns:
-            Seconds to wait: 0.0 when the balance covered it.
+            0.0 when it can be taken now.
         """
         self._refill(now)
-        self._balance -= amount
-        return 0.0 if self._balance >= 0 else -self._balance / self._rate
+        missing = min(amount, self._capacity) - self._balance
+        # A rounding error's worth missing is nothing: else a caller that waited exactly as
+        # told could be told to wait a few nanoseconds more, again and again.
+        return missing / self._rate if missing > _EPSILON else 0.0
 
-    def charge(self, amount: float, *, now: float) -> None:
-        """Settle a reservation: take ``amount`` more, or give it back when negative.
+    def take(self, amount: float, *, now: float) -> None:
+        """Take ``amount`` (the balance may go below zero), or give back a negative one.
 
         Args:
-            amount: The real cost minus what was reserved.
+            amount: The units taken; negative to return units (up to the capacity).
             now: The current time on the caller's clock.
         """
         self._refill(now)

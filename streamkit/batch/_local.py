@@ -47,25 +47,28 @@ class BucketLimits:
         self._clock = clock
         self._requests, self._tokens = make_buckets(rpm, tpm, now=clock())
 
-    def reserve(self, tokens: int) -> float:
-        """Reserve one request of ``tokens`` tokens; the seconds to wait before sending it."""
+    def try_acquire(self, tokens: int) -> float:
+        """Take one request of ``tokens`` tokens if both buckets allow it now.
+
+        Returns:
+            0.0 when taken; otherwise the seconds to wait before asking again (nothing taken).
+        """
         now = self._clock()
-        wait = 0.0
-        if self._requests is not None:
-            wait = self._requests.reserve(1, now=now)
-        if self._tokens is not None:
-            wait = max(wait, self._tokens.reserve(tokens, now=now))
+        wanted = [(b, a) for b, a in ((self._requests, 1), (self._tokens, tokens)) if b]
+        wait = max((bucket.wait_time(amount, now=now) for bucket, amount in wanted), default=0.0)
+        if wait == 0.0:
+            for bucket, amount in wanted:
+                bucket.take(amount, now=now)
         return wait
 
     def charge(self, tokens: int) -> None:
-        """Settle a reservation with the tokens the reply really used (minus the estimate)."""
+        """Settle a request with the tokens its reply really used (minus the estimate)."""
         if self._tokens is not None:
-            self._tokens.charge(tokens, now=self._clock())
+            self._tokens.take(tokens, now=self._clock())
 
     async def acquire(self, tokens: int) -> None:
-        """Wait until one request of about ``tokens`` tokens may be sent."""
-        wait = self.reserve(tokens)
-        if wait > 0:
+        """Wait until one request of about ``tokens`` tokens may be sent, and take it."""
+        while (wait := self.try_acquire(tokens)) > 0:
             await asyncio.sleep(wait)
 
     async def settle(self, tokens: int) -> None:

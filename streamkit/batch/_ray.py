@@ -9,7 +9,8 @@ a new actor takes its place; a row whose result did arrive is never written twic
 
 The rate limits live in one more actor, :class:`_Limiter`, which holds the same
 :class:`~streamkit.batch._bucket.TokenBucket` objects the local engine uses: every worker
-asks it before each request (retries included), so the limits hold across the cluster.
+asks it before each request (retries included), and asks again after the wait it is told,
+so the limits hold across the cluster.
 
 Ray is imported here only, and this module only when ``engine="ray"`` is asked for.
 """
@@ -47,8 +48,8 @@ class _Limiter:
     def __init__(self, rpm: float | None, tpm: float | None) -> None:
         self._limits = BucketLimits(rpm, tpm)
 
-    def reserve(self, tokens: int) -> float:
-        return self._limits.reserve(tokens)
+    def try_acquire(self, tokens: int) -> float:
+        return self._limits.try_acquire(tokens)
 
     def charge(self, tokens: int) -> None:
         self._limits.charge(tokens)
@@ -61,8 +62,7 @@ class _RemoteLimits:
         self._limiter = limiter
 
     async def acquire(self, tokens: int) -> None:
-        wait: float = await self._limiter.reserve.remote(tokens)
-        if wait > 0:
+        while (wait := await self._limiter.try_acquire.remote(tokens)) > 0:
             await asyncio.sleep(wait)
 
     async def settle(self, tokens: int) -> None:
