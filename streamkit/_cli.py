@@ -369,7 +369,12 @@ def _add_batch(commands: Any) -> None:
         metavar="OUT.jsonl",
         help="results, one line per row; an existing file is resumed",
     )
-    batch.add_argument("--engine", choices=("local", "ray"), default="local")
+    batch.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: one asyncio loop (default); ray: Ray actors (the ray extra)",
+    )
     batch.add_argument(
         "--concurrency", type=_count, default=32, help="streams in flight at once (default 32)"
     )

@@ -142,8 +142,8 @@ def _flat(key: str, value: Any) -> Any:
 def to_parquet(jsonl: str | os.PathLike[str], parquet: str | os.PathLike[str]) -> int:
     """Write a batch's JSONL results as a Parquet file (needs ``pyarrow``).
 
-    The nested fields (``response``, ``usage``, ``output``, ``error``) become JSON strings;
-    the others keep their types.
+    The nested fields (``response``, ``usage``, ``output``, ``error``) become JSON strings
+    and the id a string; the others keep their types. Every file has the same schema.
 
     Returns:
         The number of rows written.

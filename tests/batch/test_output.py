@@ -59,3 +59,6 @@ def test_parquet_has_every_row_with_nested_fields_as_json(tmp_path: Path) -> Non
     assert json.loads(table[1]["error"])["type"] == "BadRequestError"
     assert table[0]["error"] is None
     assert json.loads(table[0]["usage"]) == {"tokens": {"output_tokens": 3}}
+    schema = pq.read_schema(tmp_path / "out.parquet")
+    assert str(schema.field("output").type) == "string"  # all empty here, typed anyway
+    assert str(schema.field("time_to_first_token").type) == "double"
