@@ -134,6 +134,8 @@ class ResultWriter:
 
 
 def _flat(key: str, value: Any) -> Any:
+    if key == "id":
+        return str(value)  # one column type, whether ids were numbers or strings
     if key in _NESTED and value is not None:
         return json.dumps(value, ensure_ascii=False)
     return value
@@ -154,19 +156,25 @@ def to_parquet(jsonl: str | os.PathLike[str], parquet: str | os.PathLike[str]) -
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    text, number = pa.string(), pa.float64()
+    # One schema for every file, whichever fields happen to be all empty in this one.
+    schema = pa.schema(
+        [
+            ("id", text),
+            ("ok", pa.bool_()),
+            ("text", text),
+            ("finish_reason", text),
+            ("usage", text),
+            ("response", text),
+            ("output", text),
+            ("error", text),
+            ("attempts", pa.int64()),
+            ("time_to_first_token", number),
+            ("duration", number),
+            ("tokens_per_second", number),
+        ]
+    )
     results = read_results(jsonl)
-    rows = [
-        {
-            key: (
-                json.dumps(value, ensure_ascii=False)
-                if key in _NESTED and value is not None
-                else value
-            )
-            for key, value in result.items()
-        }
-        for result in results
-    ]
-    for row in rows:
-        row["id"] = str(row["id"])  # one column type, whether ids were numbers or strings
-    pq.write_table(pa.Table.from_pylist(rows), str(parquet))
+    rows = [{name: _flat(name, result.get(name)) for name in schema.names} for result in results]
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), str(parquet))
     return len(rows)
