@@ -244,7 +244,12 @@ def run_batch(
                     )
                 )
             else:
-                from streamkit.batch._ray import run_ray
+                try:
+                    from streamkit.batch._ray import run_ray
+                except ImportError as error:
+                    raise ImportError(
+                        "engine='ray' needs Ray: pip install 'cohere-streamkit[ray]'"
+                    ) from error
 
                 run_ray(
                     todo,

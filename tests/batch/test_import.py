@@ -24,3 +24,18 @@ def test_every_public_name_of_streamkit_batch_is_documented() -> None:
             for member, method in vars(value).items() if inspect.isclass(value) else []:
                 if not member.startswith("_") and callable(method):
                     assert inspect.getdoc(method), f"{name}.{member}"
+
+
+def test_without_ray_the_ray_engine_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['ray'] = None\n"
+        "from streamkit.batch import run_batch\n"
+        "rows = [{'messages': [{'role': 'user', 'content': 'Hi'}]}]\n"
+        "try:\n"
+        "    run_batch(rows, model='m', offline=True, engine='ray')\n"
+        "except ImportError as error:\n"
+        '    assert "cohere-streamkit[ray]" in str(error), error\n'
+        "else:\n"
+        "    raise AssertionError('ran')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
