@@ -73,9 +73,11 @@ def test_refused_requests_are_retried_within_the_rate_limit() -> None:
     per_second = rpm / 60
     # Sent one every 20 ms: 220 requests take 219 gaps at least (a little slack for the clock).
     assert times[-1] - times[0] >= 219 / per_second * 0.98
-    # The server counts any second: at most the rate plus the burst of one, plus 10 % for
-    # the jitter between a request leaving the client and arriving (a loaded machine).
-    assert max_in_window(times, 1.0) <= per_second + 1 + per_second * 0.1
+    # The server counts any second: at most the rate plus the burst of one, plus 20 % for
+    # the jitter between a request leaving the client and being read (the server's threads
+    # may wait up to 0.2 s for the GIL on a loaded machine). Unlimited, all 220 would come
+    # within a second.
+    assert max_in_window(times, 1.0) <= per_second + 1 + per_second * 0.2
 
 
 def test_the_token_limit_spaces_requests_by_what_the_replies_used() -> None:

@@ -66,7 +66,7 @@ def test_the_rate_limit_holds_across_actors_and_retries() -> None:
     times = sorted(r.received_at for r in requests)
     per_second = rpm / 60
     assert times[-1] - times[0] >= 164 / per_second * 0.98
-    assert max_in_window(times, 1.0) <= per_second + 1 + per_second * 0.1
+    assert max_in_window(times, 1.0) <= per_second + 1 + per_second * 0.2  # as in test_local
 
 
 def test_a_killed_actor_s_rows_are_run_again_none_lost_none_twice(tmp_path: Path) -> None:
