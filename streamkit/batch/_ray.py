@@ -18,6 +18,7 @@ Ray is imported here only, and this module only when ``engine="ray"`` is asked f
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import uuid
@@ -136,7 +137,11 @@ def run_ray(
         return
     started = not ray.is_initialized()
     if started:
-        ray.init(address=os.environ.get("RAY_ADDRESS") or None, log_to_driver=False)
+        ray.init(
+            address=os.environ.get("RAY_ADDRESS") or None,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
     run = uuid.uuid4().hex[:8]
     actors_made: list[Any] = []
     try:
