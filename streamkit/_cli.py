@@ -18,6 +18,12 @@
   with uvicorn on 127.0.0.1:8000 (``--host``, ``--port``, ``--model``): Cohere with
   ``CO_API_KEY`` set, the offline backend without it (said on stderr and in the page). It
   needs the ``web`` extra; a taken port is status 1; Ctrl-C or SIGTERM stops it, status 0.
+* ``streamkit batch IN.jsonl --out OUT.jsonl`` runs a JSONL file of chat requests
+  (`streamkit.batch.run_batch`), one result line each, resuming OUT when it exists
+  (``--engine local|ray``, ``--concurrency``, ``--rpm``, ``--tpm``, ``--model``,
+  ``--parquet``). Progress on stderr when it is a terminal, a summary at the end. Status 0
+  when every row finished (failed rows included), 1 when the run failed, 2 for bad
+  arguments or an unreadable input line (named by its number).
 
 A flag that would have no effect is refused rather than ignored: ``--speed``/``--instant`` on
 a live chat, ``--model``/``--system``/``--documents``/``--tools``/``--thinking``/``--offline``
@@ -76,6 +82,7 @@ from streamkit._request import NOT_GIVEN
 from streamkit._stats import StreamStatsTracker
 from streamkit._structured import schema_response_format
 from streamkit._version import __version__
+from streamkit.batch import BatchProgress
 from streamkit.errors import (
     APIConnectionError,
     InvalidSchemaError,
@@ -345,7 +352,63 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=_port, default=8000, help="port to listen on (default 8000; 0: any free)"
     )
     serve.add_argument("--model", help=f"model name (default {DEFAULT_MODEL})")
+    _add_batch(commands)
     return parser
+
+
+def _count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, not {value!r}")
+    return count
+
+
+def _rate(value: str) -> float:
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = 0.0
+    if not 0 < rate < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number per minute, not {value!r}")
+    return rate
+
+
+def _add_batch(commands: Any) -> None:
+    batch = commands.add_parser(
+        "batch", help="run a JSONL file of chat requests, one result line each (resumable)"
+    )
+    batch.add_argument(
+        "input",
+        type=_existing_file,
+        metavar="IN.jsonl",
+        help="one request per line: chat_stream arguments and an optional id",
+    )
+    batch.add_argument(
+        "--out",
+        required=True,
+        type=_new_file,
+        metavar="OUT.jsonl",
+        help="results, one line per row; an existing file is resumed",
+    )
+    batch.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: one asyncio loop (default); ray: Ray actors (the ray extra)",
+    )
+    batch.add_argument(
+        "--concurrency", type=_count, default=32, help="streams in flight at once (default 32)"
+    )
+    batch.add_argument("--rpm", type=_rate, help="requests per minute, retries included")
+    batch.add_argument("--tpm", type=_rate, help="tokens per minute (input and output)")
+    batch.add_argument("--model", help=f"model for rows that name none (default {DEFAULT_MODEL})")
+    batch.add_argument("--actors", type=_count, help="Ray actors (--engine ray; default: CPUs)")
+    batch.add_argument(
+        "--parquet", type=_new_file, metavar="FILE", help="also write the results as Parquet"
+    )
 
 
 # What each flag that only shapes a request would say about a recorded reply.
@@ -806,6 +869,80 @@ def _serve(args: argparse.Namespace, stderr: TextIO) -> int:
     return 0
 
 
+class _BatchProgress:
+    """One line of progress on stderr, redrawn at most ten times a second."""
+
+    def __init__(self, stderr: TextIO) -> None:
+        self._stderr = stderr
+        self._drawn = 0.0
+        self.shown = False
+
+    def __call__(self, progress: BatchProgress) -> None:
+        now = time.monotonic()
+        if now - self._drawn < 0.1:
+            return
+        self._drawn = now
+        self.shown = True
+        self._stderr.write(
+            f"\r\x1b[K{progress.done}/{progress.total} done · {progress.failed} failed"
+            f" · {progress.in_flight} in flight · {progress.tokens_per_second:.0f} tokens/s"
+        )
+        self._stderr.flush()
+
+
+def _batch(args: argparse.Namespace, stderr: TextIO) -> int:
+    """Run a JSONL file of requests into a JSONL file of results (`streamkit.batch`)."""
+    import importlib.util
+
+    from streamkit.batch import read_requests, run_batch
+    from streamkit.errors import BatchInputError
+
+    if args.engine == "ray" and importlib.util.find_spec("ray") is None:
+        _fail_usage("--engine ray needs the ray extra: pip install 'cohere-streamkit[ray]'")
+    if args.parquet is not None and importlib.util.find_spec("pyarrow") is None:
+        _fail_usage("--parquet needs pyarrow: pip install pyarrow")
+    if args.actors is not None and args.engine != "ray":
+        _fail_usage("--actors has no effect without --engine ray")
+    model = DEFAULT_MODEL if args.model is None else args.model
+    try:
+        rows = read_requests(args.input, model=model)
+    except BatchInputError as error:
+        _fail_usage(f"{args.input}: {error}")
+    except OSError as error:
+        _fail_usage(f"cannot read {args.input}: {error.strerror}")
+    online = bool(os.environ.get("CO_API_KEY"))
+    if not online:
+        print(
+            "streamkit: CO_API_KEY is not set; answering from the built-in offline backend",
+            file=stderr,
+        )
+    progress = _BatchProgress(stderr) if _is_terminal(stderr) else None
+    try:
+        summary = run_batch(
+            rows,
+            out=args.out,
+            engine=args.engine,
+            concurrency=args.concurrency,
+            rpm=args.rpm,
+            tpm=args.tpm,
+            actors=args.actors,
+            parquet=args.parquet,
+            offline=not online,
+            offline_pacing=_offline_pacing(),
+            on_progress=progress,
+        )
+    except ValueError as error:  # a CO_API_URL that is no http(s) URL
+        _fail_usage(f"CO_API_URL: {error}")
+    finally:
+        if progress is not None and progress.shown:
+            stderr.write("\r\x1b[K")
+            stderr.flush()
+    if not rows:
+        print(f"streamkit: {args.input} holds no requests", file=stderr)
+    print(f"streamkit: batch: {summary.describe()} → {args.out}", file=stderr)
+    return 0
+
+
 def _unreachable(args: argparse.Namespace, error: APIConnectionError) -> str:
     """Which server could not be reached, and what to try: for a connection error's line."""
     try:
@@ -839,6 +976,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _inspect(args, sys.stdout)
         if args.command == "serve":
             return _serve(args, sys.stderr)
+        if args.command == "batch":
+            return _batch(args, sys.stderr)
         return _stream(args, sys.stdout, sys.stderr)
     except KeyboardInterrupt:
         print("streamkit: cancelled", file=sys.stderr)

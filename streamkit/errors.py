@@ -42,7 +42,9 @@
     ├── NoEventLoopError                 an async stream subscribed with no asyncio loop to run on
     ├── ServerNotRunningError            an OfflineServer's address asked for while it is stopped
     ├── OfflineRequestError              a request body the OfflineServer cannot answer (its 400)
-    └── InvalidUIMessageError            AI SDK UIMessages that are not valid (also ValueError)
+    ├── InvalidUIMessageError            AI SDK UIMessages that are not valid (also ValueError)
+    ├── BatchInputError                  a batch's request row that cannot be sent (also ValueError)
+    └── BatchRunError                    a batch run that could not go on (its output, its workers)
 
 Transport failures stay catchable as httpx errors: ``APIConnectionError`` and
 ``StreamInterruptedError`` are also ``httpx.TransportError``, and the two timeout classes
@@ -72,6 +74,8 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "BadRequestError",
+    "BatchInputError",
+    "BatchRunError",
     "ClientClosedRequestError",
     "ContentDecodingError",
     "EventTooLargeError",
@@ -571,6 +575,28 @@ class InvalidUIMessageError(StreamkitError, ValueError):
     Raised by :func:`streamkit.web.ui_messages_to_cohere`; the message names the first wrong
     field (``messages[2].parts[0].type``). It is also a ``ValueError``: the request body is
     what is wrong, so a web app answers it with 400.
+    """
+
+
+class BatchInputError(StreamkitError, ValueError):
+    """A row of a batch's input that is no request: not JSON, not an object, a duplicate id.
+
+    Raised by :mod:`streamkit.batch` before anything is sent, so a run never stops half way
+    over its input. The message names the row (``line 12: ...`` for a JSONL file).
+
+    Attributes:
+        line: The row's line number in a JSONL file (its 1-based position for an iterable).
+    """
+
+    def __init__(self, message: str, *, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class BatchRunError(StreamkitError):
+    """A batch run that could not go on: its output file is not a batch's, its workers died.
+
+    Rows already written stay written: run again with the same output to resume.
     """
 
 

@@ -145,6 +145,17 @@ def offline_server(out: str) -> None:
     assert types[0] == "message-start" and types[-1] == "message-end"
 
 
+def batch_run(out: str) -> None:
+    assert lines(out) == [
+        "3 ok, 1 failed",
+        "q0 MAX_TOKENS 'Offline answer to \"What '",
+        "q1 MAX_TOKENS 'Offline answer to \"Name '",
+        "q2 MAX_TOKENS 'Offline answer to \"Why i'",
+        "bad BadRequestError ''",
+        "4 already done, 0 sent",
+    ]
+
+
 def recorded_and_replayed(out: str) -> None:
     recorded, stats, speed = lines(out)
     assert re.fullmatch(r"recorded \d+ events; replayed the same: True", recorded)
@@ -213,6 +224,7 @@ EXPECTED: dict[str, Callable[[str], None]] = {
     "pair_citations": citations_footnoted,
     "stream.pipe(final_message()).run()": final_reply,
     "OfflineServer(": offline_server,
+    "run_batch(": batch_run,
     'record("reply.sse")': recorded_and_replayed,
     "display_stream(": displayed,
     "except StreamError": failure_keeps_partial,
