@@ -3,8 +3,9 @@
 Everything the two asyncio transports share (errors, retries, timeouts, cancellation,
 leaks, secrets) is tested once over both: the ``async_transport`` fixture and the
 ``async-httpx`` / ``async-native`` modes of ``tests/reliability``. Here: its HTTP/1.1
-framing, driven byte by byte without a socket (chunked bodies split anywhere,
-Content-Length, to the close, gzip, broken framing), its keep-alive pool, flow control for a
+framing, driven byte by byte without a socket, over each response parser (chunked bodies
+split anywhere, Content-Length, to the close, gzip, broken framing), the ``parser``
+option, its keep-alive pool, flow control for a
 slow iterator, and conformance with the httpx transport over every recorded fixture.
 """
 
@@ -24,6 +25,7 @@ import pytest
 from streamkit import AsyncClient, ChatEvent, to_async_iterator
 from streamkit import errors as E
 from streamkit._engine import StreamEngine
+from streamkit._http11 import ParserName, reader_factory
 from streamkit._native import _Connection
 from tests.reliability.test_leaks import expected_text, tagged
 from tests.scripted_server import (
@@ -90,7 +92,19 @@ def _request_builder() -> AsyncClient:
     return AsyncClient(KEY, base_url="http://127.0.0.1:9", transport="native")
 
 
-def _feed(pieces: list[bytes], *, eof: bool = False) -> tuple[list[ChatEvent], Any]:
+PARSERS: tuple[ParserName, ...] = ("h11", "httptools")
+
+
+@pytest.fixture(params=PARSERS)
+def parser(request: pytest.FixtureRequest) -> ParserName:
+    """A response parser's name: a framing test that takes it runs once over each."""
+    name: ParserName = request.param
+    return name
+
+
+def _feed(
+    pieces: list[bytes], parser: ParserName, *, eof: bool = False
+) -> tuple[list[ChatEvent], Any]:
     """Feed a response, cut into ``pieces``, to one native connection; no socket."""
 
     async def main() -> tuple[list[ChatEvent], Any, bool]:
@@ -99,7 +113,7 @@ def _feed(pieces: list[bytes], *, eof: bool = False) -> tuple[list[ChatEvent], A
             {"model": "m", "messages": MESSAGES}, stream=True, options=None
         )
         engine = StreamEngine(client.transport.build_request(outgoing), client._config.plan(None))
-        connection = _Connection()
+        connection = _Connection(reader_factory(parser)())
         transport = _FakeTransport()
         connection.connection_made(transport)
         events: list[ChatEvent] = []
@@ -130,21 +144,21 @@ _HEAD_CHUNKED = (
 _EXPECTED = [e["type"] for e in text_stream("Hello", " wor", "ld")]
 
 
-def test_a_chunked_body_cut_at_every_byte_gives_the_same_events() -> None:
+def test_a_chunked_body_cut_at_every_byte_gives_the_same_events(parser: ParserName) -> None:
     raw = _HEAD_CHUNKED + _chunked(_BODY, [7, 1, 30, 2, 100])
     for cut in range(1, len(raw)):
-        events, (error, reusable) = _feed([raw[:cut], raw[cut:]])
+        events, (error, reusable) = _feed([raw[:cut], raw[cut:]], parser)
         assert error is None, (cut, error)
         assert [e.type for e in events] == _EXPECTED and reusable, cut
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_chunked_bodies_of_any_chunk_sizes_cut_anywhere(seed: int) -> None:
+def test_chunked_bodies_of_any_chunk_sizes_cut_anywhere(seed: int, parser: ParserName) -> None:
     rng = random.Random(seed)
     sizes = [rng.randint(1, 40) for _ in range(rng.randint(1, 30))]
     raw = _HEAD_CHUNKED + _chunked(_BODY, sizes)
     cuts = [rng.randrange(len(raw)) for _ in range(rng.randint(1, 40))]
-    events, (error, reusable) = _feed(_split(raw, cuts))
+    events, (error, reusable) = _feed(_split(raw, cuts), parser)
     assert error is None and reusable
     assert [e.type for e in events] == _EXPECTED
     assert "".join(getattr(e, "text", None) or "" for e in events) == "Hello world"
@@ -171,10 +185,12 @@ def test_chunked_bodies_of_any_chunk_sizes_cut_anywhere(seed: int) -> None:
         ),
     ],
 )
-def test_other_framings_and_codings(head: bytes, body: bytes, eof: bool, reusable: bool) -> None:
+def test_other_framings_and_codings(
+    head: bytes, body: bytes, eof: bool, reusable: bool, parser: ParserName
+) -> None:
     raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n" + head + b"\r\n" + body
     for cut in range(1, len(raw), 7):
-        events, (error, kept) = _feed([raw[:cut], raw[cut:]], eof=eof)
+        events, (error, kept) = _feed([raw[:cut], raw[cut:]], parser, eof=eof)
         assert error is None, (cut, error)
         assert [e.type for e in events] == _EXPECTED and kept is reusable
 
@@ -189,14 +205,16 @@ def test_other_framings_and_codings(head: bytes, body: bytes, eof: bool, reusabl
         ),
     ],
 )
-def test_broken_framing_is_a_typed_error(raw: bytes, error_type: type[Exception]) -> None:
-    events, (error, reusable) = _feed([raw], eof=True)
+def test_broken_framing_is_a_typed_error(
+    raw: bytes, error_type: type[Exception], parser: ParserName
+) -> None:
+    events, (error, reusable) = _feed([raw], parser, eof=True)
     assert isinstance(error, error_type) and not reusable
 
 
-def test_an_interim_100_continue_is_skipped() -> None:
+def test_an_interim_100_continue_is_skipped(parser: ParserName) -> None:
     raw = b"HTTP/1.1 100 Continue\r\n\r\n" + _HEAD_CHUNKED + _chunked(_BODY, [50])
-    events, (error, _) = _feed([raw])
+    events, (error, _) = _feed([raw], parser)
     assert error is None and [e.type for e in events] == _EXPECTED
 
 

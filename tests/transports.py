@@ -18,7 +18,8 @@ from typing import Any, Literal
 import httpx
 
 from streamkit import AsyncClient, NativeTransport
-from streamkit._native import Origin, _Connection, _Pool
+from streamkit._http11 import ParserName
+from streamkit._native import Origin, ReaderFactory, _Connection, _Pool
 
 __all__ = [
     "ASYNC_TRANSPORTS",
@@ -38,8 +39,10 @@ ASYNC_TRANSPORTS: tuple[AsyncTransportName, ...] = ("httpx", "native")
 class _LedgerPool(_Pool):
     """The native pool, recording every connection it opens."""
 
-    def __init__(self, max_idle: int, expiry: float, *, one_at_a_time: bool) -> None:
-        super().__init__(max_idle, expiry)
+    def __init__(
+        self, max_idle: int, expiry: float, reader: ReaderFactory, *, one_at_a_time: bool
+    ) -> None:
+        super().__init__(max_idle, expiry, reader)
         self.one_at_a_time = one_at_a_time
         self.connects = 0
         self.opened: list[_Connection] = []
@@ -72,6 +75,7 @@ class LedgerNativeTransport(NativeTransport):
             pool of one has, so that a hung test fails soon.
         max_idle_per_origin: As for :class:`~streamkit.NativeTransport`.
         keepalive_expiry: As for :class:`~streamkit.NativeTransport`.
+        parser: As for :class:`~streamkit.NativeTransport`.
     """
 
     def __init__(
@@ -81,14 +85,16 @@ class LedgerNativeTransport(NativeTransport):
         timeout: float | httpx.Timeout | None = 5.0,
         max_idle_per_origin: int = 20,
         keepalive_expiry: float = 5.0,
+        parser: ParserName = "h11",
     ) -> None:
         super().__init__(
             timeout=timeout,
             max_idle_per_origin=max_idle_per_origin,
             keepalive_expiry=keepalive_expiry,
+            parser=parser,
         )
         self.ledger = _LedgerPool(
-            max_idle_per_origin, keepalive_expiry, one_at_a_time=one_at_a_time
+            max_idle_per_origin, keepalive_expiry, self._reader, one_at_a_time=one_at_a_time
         )
         self._pool = self.ledger
 
