@@ -18,6 +18,7 @@ that class. The request is serialised by h11 for both: it validates every header
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, Protocol
 
@@ -180,6 +181,9 @@ class _Stop(Exception):
 _MAX_LENGTH_DIGITS = 20
 """h11's CONTENT_LENGTH_MAX_DIGITS: llhttp takes any number of leading zeros."""
 _OWS = b" \t"
+_BLANK = b"\r\n"
+_REASON = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+"""RFC 9112 §4: reason-phrase = *( HTAB / SP / VCHAR / obs-text )."""
 
 
 class HttptoolsReader:
@@ -193,6 +197,15 @@ class HttptoolsReader:
     llhttp parsed, never on the raw bytes:
 
     * A status code below 100 (``HTTP/1.1 099``): llhttp reads it as 99.
+    * A control character in the reason phrase (NUL, for one, which h11 refuses): the
+      parsed phrase must match RFC 9112 §4's ``*( HTAB / SP / VCHAR / obs-text )``.
+    * An empty line before the status line: llhttp skips CR and LF before a message
+      (RFC 9112 §2.2's robustness rule, meant for servers reading requests), h11 refuses
+      them. This reader refuses a response whose first byte is CR or LF: a comparison of
+      one byte with two, before llhttp sees it, not a parse. Between an interim ``1xx``
+      answer and the next one llhttp still skips them (nothing shows where they were):
+      the one difference left on the head, harmless since the next head is still parsed
+      whole and strictly.
     * A Transfer-Encoding other than exactly one ``chunked`` (``gzip, chunked``,
       ``identity``, two headers): llhttp decodes the last ``chunked`` or reads to the close.
     * A Content-Length of more than 20 digits (h11's limit): llhttp allows leading zeros.
@@ -225,6 +238,7 @@ class HttptoolsReader:
         """Ready for a new response: a fresh parser and no state."""
         self._parser = self._new_parser(self)
         self._events: list[Event] = []
+        self._fed = False  # the first byte was seen
         self._headers: list[tuple[bytes, bytes]] = []
         self._reason = b""
         self._head_size = 0  # bytes of the status and headers parsed so far
@@ -248,6 +262,10 @@ class HttptoolsReader:
         if self._done:
             self._extra = True
             return ()
+        if not self._fed:
+            self._fed = True
+            if data[0] in _BLANK:  # see the class doc: llhttp would skip it, h11 refuses
+                return self._then([], "an empty line before the status line")
         events: list[Event] = []
         self._events = events
         self._progress = False
@@ -310,6 +328,8 @@ class HttptoolsReader:
     def on_status(self, reason: bytes) -> None:  # noqa: D102
         self._reason += reason
         self._grow(len(reason))
+        if _REASON.fullmatch(reason) is None:
+            self._refuse(f"a reason phrase with a control character: {self._reason!r}")
 
     def on_header(self, name: bytes, value: bytes) -> None:  # noqa: D102
         self._grow(len(name) + len(value))
