@@ -472,6 +472,12 @@ CASES: list[HttpCase] = [
         ),
     ),
     _case(
+        "te-gzip-alone",
+        head(SSE_TYPE, b"Transfer-Encoding: gzip") + _gzip(SSE),
+        expect=_FRAMING_ERROR,
+        why="llhttp would read it to the close; only chunked is accepted, as by h11",
+    ),
+    _case(
         "te-identity",
         head(SSE_TYPE, b"Transfer-Encoding: identity") + SSE,
         expect=_FRAMING_ERROR,
@@ -587,6 +593,21 @@ CASES: list[HttpCase] = [
         expect=_NO_ANSWER,
     ),
     _case(
+        "header-200-kb-in-40-reads-then-hold",
+        _stream()[:-2] + b"X-Big: ",
+        *(b"x" * 5000,) * 40,
+        then="hold",
+        gap=0.002,
+        expect=_NO_ANSWER,
+        why="a header line that never ends, read by read: refused past a limit (64 KiB natively)",
+    ),
+    _case(
+        "header-value-trailing-spaces",
+        head(b"Content-Type: text/event-stream  \t ", CHUNKED) + _CHUNKED_BODY,
+        expect=COMPLETE,
+        why="RFC 9110 §5.5: the whitespace around a field value is not part of it",
+    ),
+    _case(
         "head-bare-lf",
         b"HTTP/1.1 200 OK\nContent-Type: text/event-stream\nTransfer-Encoding: chunked\n\n"
         + _CHUNKED_BODY,
@@ -598,6 +619,25 @@ CASES: list[HttpCase] = [
     # --------------------------------------------------------------- status line
     _case("status-http-1x", _stream(status=b"HTTP/1.x 200 OK") + _CHUNKED_BODY, expect=_NO_ANSWER),
     _case("status-http-2", _stream(status=b"HTTP/2.0 200 OK") + _CHUNKED_BODY),
+    _case(
+        "status-reason-nul",
+        _stream(status=b"HTTP/1.1 200 O\x00K") + _CHUNKED_BODY,
+        expect=_NO_ANSWER,
+    ),
+    _case(
+        "status-reason-control-char",
+        _stream(status=b"HTTP/1.1 200 O\x01K") + _CHUNKED_BODY,
+        llhttp=_llhttp_refuses(
+            "RFC 9112 §4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ); h11 lets other"
+            " control characters than NUL through, the llhttp reader checks the parsed phrase"
+        ),
+    ),
+    _case(
+        "status-line-after-empty-line",
+        b"\r\n" + _STREAM + _CHUNKED_BODY,
+        expect=_NO_ANSWER,
+        why="llhttp skips empty lines before a message; the llhttp reader refuses them, as h11",
+    ),
     _case("status-no-reason", _stream(status=b"HTTP/1.1 200") + _CHUNKED_BODY, expect=COMPLETE),
     _case("status-empty-reason", _stream(status=b"HTTP/1.1 200 ") + _CHUNKED_BODY, expect=COMPLETE),
     _case("status-099", _stream(status=b"HTTP/1.1 099 Odd") + _CHUNKED_BODY, expect=_FRAMING_ERROR),
@@ -627,6 +667,17 @@ CASES: list[HttpCase] = [
         b"HTTP/1.1 100 Continue\r\n\r\n" * 5000 + _STREAM + _CHUNKED_BODY,
         expect=COMPLETE,
         why="5,000 interim answers in one read: no recursion, no quadratic re-scan",
+    ),
+    _case(
+        "continue-100-then-empty-line",
+        b"HTTP/1.1 100 Continue\r\n\r\n\r\n" + _STREAM + _CHUNKED_BODY,
+        expect=_NO_ANSWER,
+        llhttp=Difference(
+            COMPLETE,
+            "llhttp skips empty lines between messages (RFC 9112 §2.2's robustness rule) and"
+            " httptools shows no position to refuse them by; the next head is still parsed"
+            " whole and strictly, so no framing is guessed",
+        ),
     ),
     _case(
         "switching-protocols-101-unasked",

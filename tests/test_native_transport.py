@@ -39,7 +39,12 @@ from tests.scripted_server import (
     sse_events,
 )
 from tests.test_client import KEY, MESSAGES, acollect, sse_ok, text_stream
-from tests.transports import ASYNC_TRANSPORTS, AsyncTransportName, LedgerNativeTransport
+from tests.transports import (
+    ASYNC_TRANSPORTS,
+    AsyncTransportName,
+    LedgerNativeTransport,
+    async_client,
+)
 
 # ----------------------------------------------------------------------------- framing
 
@@ -350,7 +355,7 @@ def test_native_and_httpx_transports_agree_on_every_fixture(path: Path) -> None:
         for transport in ASYNC_TRANSPORTS:
 
             async def main(transport: AsyncTransportName = transport) -> Any:
-                async with AsyncClient(
+                async with async_client(
                     KEY,
                     base_url=server.base_url,
                     transport=transport,
@@ -359,4 +364,4 @@ def test_native_and_httpx_transports_agree_on_every_fixture(path: Path) -> None:
                     return await acollect(client)
 
             outcomes.append(_outcome(*asyncio.run(main())))
-    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] == outcomes[1] == outcomes[2]

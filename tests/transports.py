@@ -2,7 +2,10 @@
 
 A test runs once per asyncio transport by taking the ``async_transport`` fixture
 (``tests/conftest.py``) or, in ``tests/reliability``, one of the ``async-httpx`` /
-``async-native`` modes; the client is made with ``transport=`` that name, nothing patched.
+``async-native`` / ``async-native-httptools`` modes; the client is made by
+:func:`async_client` with ``transport=`` that name, nothing patched (``native-httptools``
+is the native transport on llhttp: ``NativeTransport(parser="httptools")``, which the
+client then owns as it owns a transport it made from a name).
 
 httpx's pool can be capped at one connection, which turns a leaked connection into a
 ``PoolTimeout`` on the next request. The native transport's pool has no cap, so
@@ -20,20 +23,45 @@ import httpx
 from streamkit import AsyncClient, NativeTransport
 from streamkit._http11 import ParserName
 from streamkit._native import Origin, ReaderFactory, _Connection, _Pool
+from streamkit._transport import DEFAULT_TIMEOUT
 
 __all__ = [
     "ASYNC_TRANSPORTS",
     "AsyncTransportName",
     "LedgerNativeTransport",
+    "async_client",
     "connections_in_use",
+    "parser_of",
     "pooled_connections",
 ]
 
-AsyncTransportName = Literal["httpx", "native"]
-"""What ``AsyncClient(transport=...)`` accepts as a name."""
+AsyncTransportName = Literal["httpx", "native", "native-httptools"]
+"""An asyncio transport's name: what ``AsyncClient(transport=...)`` accepts, and
+``native-httptools`` (the native transport with ``parser="httptools"``)."""
 
-ASYNC_TRANSPORTS: tuple[AsyncTransportName, ...] = ("httpx", "native")
+ASYNC_TRANSPORTS: tuple[AsyncTransportName, ...] = ("httpx", "native", "native-httptools")
 """Every asyncio transport, in the order their test ids appear."""
+
+
+def parser_of(name: AsyncTransportName) -> ParserName:
+    """The response parser of a native transport's name."""
+    assert name != "httpx", "httpx has no native parser"
+    return "httptools" if name == "native-httptools" else "h11"
+
+
+def async_client(*args: Any, transport: AsyncTransportName, **options: Any) -> AsyncClient:
+    """``AsyncClient(*args, transport=transport, **options)``, for any of the names above.
+
+    For ``native-httptools`` the client gets a ``NativeTransport(parser="httptools")``
+    (with the ``timeout`` option, if given) and closes it on ``aclose()``, as it does a
+    transport it made from a name.
+    """
+    if transport != "native-httptools":
+        return AsyncClient(*args, transport=transport, **options)
+    native = NativeTransport(parser="httptools", timeout=options.pop("timeout", DEFAULT_TIMEOUT))
+    client = AsyncClient(*args, transport=native, **options)
+    client._owns_transport = True
+    return client
 
 
 class _LedgerPool(_Pool):
