@@ -174,10 +174,6 @@ def load_httptools() -> Any:
     return _httptools
 
 
-class _Stop(Exception):
-    """Raised from a callback to stop llhttp; the reason is kept on the reader."""
-
-
 _MAX_LENGTH_DIGITS = 20
 """h11's CONTENT_LENGTH_MAX_DIGITS: llhttp takes any number of leading zeros."""
 _OWS = b" \t"
@@ -194,7 +190,7 @@ class HttptoolsReader:
     colon, a Content-Length list (``5, 5``), Content-Length with Transfer-Encoding, and HTTP
     versions other than 0.9, 1.0, 1.1 and 2.0. Each is refused with a typed error where h11
     would go on. Where llhttp alone is more lenient than h11, this reader refuses on what
-    llhttp parsed, never on the raw bytes:
+    llhttp parsed (one check looks at a single byte first, and parses nothing):
 
     * A status code below 100 (``HTTP/1.1 099``): llhttp reads it as 99.
     * A control character in the reason phrase (NUL, for one, which h11 refuses): the
@@ -311,15 +307,16 @@ class HttptoolsReader:
         return (END,)
 
     def _refuse(self, reason: str) -> None:
+        """Stop llhttp from a callback (any exception does); ``receive`` raises the reason."""
         self._failure = httpx.RemoteProtocolError(reason)
-        raise _Stop(reason)
+        raise self._failure
 
     # llhttp's callbacks (through httptools), in the order it calls them.
 
     def on_message_begin(self) -> None:  # noqa: D102
         if self._done:
-            self._extra = True
-            raise _Stop("bytes after the end of the response")
+            self._extra = True  # llhttp stops; receive() drops its error, keeps the events
+            raise httpx.RemoteProtocolError("bytes after the end of the response")
         self._began = True
         self._headers = []
         self._reason = b""

@@ -15,6 +15,8 @@ import asyncio
 import functools
 import gzip
 import random
+import subprocess
+import sys
 import threading
 import zlib
 from pathlib import Path
@@ -22,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from streamkit import AsyncClient, ChatEvent, to_async_iterator
+from streamkit import AsyncClient, ChatEvent, NativeTransport, to_async_iterator
 from streamkit import errors as E
 from streamkit._engine import StreamEngine
 from streamkit._http11 import ParserName, reader_factory
@@ -223,6 +225,50 @@ def test_an_interim_100_continue_is_skipped(parser: ParserName) -> None:
     assert error is None and [e.type for e in events] == _EXPECTED
 
 
+# ----------------------------------------------------------------------------- the parser option
+
+
+def test_the_parser_is_h11_unless_httptools_is_asked_for() -> None:
+    assert NativeTransport().parser == "h11" and repr(NativeTransport()) == "NativeTransport()"
+    fast = NativeTransport(parser="httptools")
+    assert fast.parser == "httptools"
+    assert repr(fast) == "NativeTransport(parser='httptools')"
+    with pytest.raises(ValueError, match="'h11' or 'httptools'"):
+        NativeTransport(parser="llhttp")  # type: ignore[arg-type]
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_import_streamkit_does_not_import_httptools() -> None:
+    done = _python(
+        "import streamkit, sys\n"
+        "streamkit.AsyncClient('k', transport='native')\n"
+        "assert 'httptools' not in sys.modules, 'imported'\n"
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_without_httptools_asking_for_it_is_a_typed_error_naming_the_extra() -> None:
+    done = _python(
+        "import sys; sys.modules['httptools'] = None\n"
+        "from streamkit import NativeTransport, errors\n"
+        "NativeTransport()  # h11 needs nothing more\n"
+        "try:\n"
+        "    NativeTransport(parser='httptools')\n"
+        "except errors.ParserNotInstalledError as error:\n"
+        "    assert isinstance(error, ImportError) and isinstance(error, errors.StreamkitError)\n"
+        "    print(error)\n"
+        "else:\n"
+        "    raise AssertionError('made')\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'cohere-streamkit[fast]'" in done.stdout
+
+
 # ----------------------------------------------------------------------------- connections
 
 
@@ -230,15 +276,21 @@ def _set_ignoring(event: asyncio.Event, _: object) -> None:
     event.set()
 
 
-def test_completed_streams_reuse_one_keep_alive_connection(scripted: ScriptedServer) -> None:
+NATIVE_NAMES: tuple[AsyncTransportName, ...] = ("native", "native-httptools")
+
+
+@pytest.mark.parametrize("name", NATIVE_NAMES)
+def test_completed_streams_reuse_one_keep_alive_connection(
+    scripted: ScriptedServer, name: AsyncTransportName
+) -> None:
     for _ in range(4):
         scripted.enqueue(sse_ok(text_stream("again")))
     scripted.enqueue([Headers(), *sse_events(text_stream("x")[:2], done=False), Close()])
     scripted.enqueue(sse_ok(text_stream("fresh")))
 
     async def main() -> list[Any]:
-        async with AsyncClient(
-            KEY, base_url=scripted.base_url, max_retries=0, transport="native"
+        async with async_client(
+            KEY, base_url=scripted.base_url, max_retries=0, transport=name
         ) as client:
             outcomes = [await acollect(client) for _ in range(2)]
             for _ in range(2):
@@ -258,7 +310,8 @@ def test_completed_streams_reuse_one_keep_alive_connection(scripted: ScriptedSer
     scripted.wait_idle()  # aclose() closed the pooled one
 
 
-def test_fifty_concurrent_streams_share_the_pool_without_cross_talk() -> None:
+@pytest.mark.parametrize("parser", PARSERS)
+def test_fifty_concurrent_streams_share_the_pool_without_cross_talk(parser: ParserName) -> None:
     # Half iterate (the buffered path), half subscribe (events pushed from data_received).
     async def iterate(client: AsyncClient, tag: str) -> list[ChatEvent]:
         messages = [{"role": "user", "content": tag}]
@@ -278,7 +331,7 @@ def test_fifty_concurrent_streams_share_the_pool_without_cross_talk() -> None:
     with ScriptedServer(default=tagged) as server:
 
         async def main() -> list[list[ChatEvent]]:
-            native = LedgerNativeTransport(max_idle_per_origin=10)
+            native = LedgerNativeTransport(max_idle_per_origin=10, parser=parser)
             async with AsyncClient(KEY, base_url=server.base_url, transport=native) as client:
                 results = await asyncio.gather(
                     *((iterate if i % 2 else subscribe)(client, f"t{i:02d}") for i in range(50))
@@ -299,7 +352,10 @@ def test_fifty_concurrent_streams_share_the_pool_without_cross_talk() -> None:
         assert events[-1].type == "message-end"
 
 
-def test_a_slow_iterator_stops_the_reading(scripted: ScriptedServer) -> None:
+@pytest.mark.parametrize("name", NATIVE_NAMES)
+def test_a_slow_iterator_stops_the_reading(
+    scripted: ScriptedServer, name: AsyncTransportName
+) -> None:
     delta = sse_events([text_stream("x")[2]], done=False)[0]
     assert isinstance(delta, Chunk)
     gate = threading.Event()
@@ -313,7 +369,7 @@ def test_a_slow_iterator_stops_the_reading(scripted: ScriptedServer) -> None:
     )
 
     async def main() -> int:
-        async with AsyncClient(KEY, base_url=scripted.base_url, transport="native") as client:
+        async with async_client(KEY, base_url=scripted.base_url, transport=name) as client:
             stream = client.chat_stream(model="m", messages=MESSAGES)
             async with to_async_iterator(stream) as events:
                 await events.__anext__()
