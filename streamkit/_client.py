@@ -466,7 +466,8 @@ class AsyncClient:
             proxies and any ``httpx.AsyncClient`` (for instance
             ``httpx_aiohttp.HttpxAiohttpClient``). ``"native"`` or a
             :class:`NativeTransport` speaks HTTP/1.1 (parsed by h11, as in httpx, or by
-            llhttp with ``NativeTransport(parser="httptools")``) on an ``asyncio.Protocol`` and decodes events inside the socket's read callback:
+            llhttp with ``NativeTransport(parser="httptools")``) on an
+            ``asyncio.Protocol`` and decodes events inside the socket's read callback:
             several times less CPU per event, so one process sustains several times more
             concurrent streams; no proxies (it refuses with ``ProxyNotSupportedError``
             rather than bypass one) and no HTTP/2. The same engine decides everything else:
