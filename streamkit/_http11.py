@@ -326,7 +326,7 @@ class HttptoolsReader:
         self._reason += reason
         self._grow(len(reason))
         if _REASON.fullmatch(reason) is None:
-            self._refuse(f"a reason phrase with a control character: {self._reason!r}")
+            self._refuse("a control character in the reason phrase")
 
     def on_header(self, name: bytes, value: bytes) -> None:  # noqa: D102
         self._grow(len(name) + len(value))
