@@ -61,9 +61,9 @@ class NativeTransport:
     Several times cheaper in CPU per event than httpx's async stack, so one process keeps
     up with several times more concurrent streams (``benchmarks/RESULTS.md``). HTTP/1.1
     only, parsed by h11 as in httpx or by llhttp (``parser="httptools"``); TLS verified as
-    httpx does (certifi, or
-    ``SSL_CERT_FILE``/``SSL_CERT_DIR``); gzip and deflate bodies; its own keep-alive pool
-    with no cap on connections. No proxies: see :class:`~streamkit.errors.ProxyNotSupportedError`.
+    httpx does (certifi, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``); gzip and deflate bodies;
+    its own keep-alive pool with no cap on connections. No proxies: see
+    :class:`~streamkit.errors.ProxyNotSupportedError`.
 
     Args:
         timeout: Connect timeout and read timeout (the longest wait for any byte), in
