@@ -1,4 +1,4 @@
-"""The three transports against the same crafted HTTP/1.1 bytes: they must agree.
+"""The four transports against the same crafted HTTP/1.1 bytes: they must agree.
 
 Each case of :mod:`tests.http_cases` is served byte for byte by a raw loopback server and
 read by every transport: ``httpx-sync`` (:class:`~streamkit.Client`), ``httpx-async``
