@@ -8,8 +8,8 @@ bytes before it gave. ``receive(b"")`` says the server closed its side. Neither 
 parses anything itself: h11 or llhttp does, and streamkit only drives them.
 
 :class:`H11Reader` is the default, h11 as in httpx. :class:`HttptoolsReader` is llhttp
-(the parser of Node.js, bound by MagicStack's ``httptools``, which uvicorn uses), about fifty
-times cheaper per read. Where the two libraries disagree on a crafted response,
+(the parser of Node.js, in C, bound by MagicStack's ``httptools``, which uvicorn uses): far
+cheaper per read. Where the two libraries disagree on a crafted response,
 :class:`HttptoolsReader` is made to refuse what h11 refuses, by llhttp's own strict mode
 (no lenient flag is ever set) and by checks on the values llhttp parsed; each is listed on
 that class. The request is serialised by h11 for both: it validates every header.
