@@ -7,8 +7,9 @@ machinery and nothing else: no sockets, no threads.
 
 The socket contenders (:data:`SOCKET_CONTENDERS`) are the clients of the latency and
 concurrency benchmarks, each reading one stream from the loopback server
-(``benchmarks/loopback.py``) through its own transport: httpx, streamkit's native one,
-httpx-aiohttp. The transport is what they compare, so a ``MockTransport`` cannot stand in.
+(``benchmarks/loopback.py``) through its own transport: httpx, streamkit's native one (on
+h11, and on httptools' llhttp), httpx-aiohttp. The transport is what they compare, so a
+``MockTransport`` cannot stand in.
 
 ``normalise`` turns any contender's events into the JSON objects they stand for, so that the
 benchmarks (and ``tests/test_benchmarks.py``) can check every contender decoded the same
@@ -330,7 +331,7 @@ CONTENDERS: dict[str, Contender] = {
 SocketContender = Callable[[str, str, Sink], None]
 """Reads one stream of ``model`` from the server at ``base_url``; calls ``sink`` per event."""
 
-AsyncTransport = Literal["httpx", "native", "httpx-aiohttp"]
+AsyncTransport = Literal["httpx", "native", "native-httptools", "httpx-aiohttp"]
 """What a streamkit ``AsyncClient`` reads its streams through in the benchmarks."""
 
 POOL_TIMEOUT = httpx.Timeout(120.0, connect=60.0)
@@ -365,6 +366,14 @@ async def streamkit_async_client(
     if transport == "native":
         async with streamkit.AsyncClient(API_KEY, base_url=base_url, transport="native") as ours:
             yield ours
+        return
+    if transport == "native-httptools":
+        native = streamkit.NativeTransport(parser="httptools")
+        try:
+            async with streamkit.AsyncClient(API_KEY, base_url=base_url, transport=native) as ours:
+                yield ours
+        finally:
+            await native.aclose()  # a transport passed in is the caller's to close
         return
     pool = httpx_aiohttp_pool() if transport == "httpx-aiohttp" else httpx_pool()
     async with pool as http:
@@ -427,6 +436,7 @@ SOCKET_CONTENDERS: dict[str, SocketContender] = {
     "streamkit Client (httpx)": _streamkit_sync,
     "streamkit AsyncClient (httpx)": _streamkit_async("httpx"),
     "streamkit AsyncClient (native transport)": _streamkit_async("native"),
+    "streamkit AsyncClient (native transport, httptools)": _streamkit_async("native-httptools"),
     "streamkit AsyncClient (httpx-aiohttp)": _streamkit_async("httpx-aiohttp"),
     "official SDK ClientV2 (httpx)": _sdk_sync,
     "official SDK AsyncClientV2 (httpx)": _sdk_async,

@@ -880,6 +880,9 @@ LATENCY_CONTENDERS: dict[str, LatencyRun] = {
     "streamkit AsyncClient (native transport) → subscribe on_next": functools.partial(
         _async_streamkit_latency, transport="native"
     ),
+    "streamkit AsyncClient (native transport, httptools) → subscribe on_next": functools.partial(
+        _async_streamkit_latency, transport="native-httptools"
+    ),
     "streamkit AsyncClient (httpx-aiohttp) → subscribe on_next": functools.partial(
         _async_streamkit_latency, transport="httpx-aiohttp"
     ),
@@ -1197,6 +1200,9 @@ CONCURRENCY_CONTENDERS: dict[str, StreamsRun] = {
     "streamkit AsyncClient (native transport, subscribe)": functools.partial(
         _streamkit_streams, transport="native"
     ),
+    "streamkit AsyncClient (native transport, httptools, subscribe)": functools.partial(
+        _streamkit_streams, transport="native-httptools"
+    ),
     "streamkit AsyncClient (httpx-aiohttp, subscribe)": functools.partial(
         _streamkit_streams, transport="httpx-aiohttp"
     ),
@@ -1306,6 +1312,8 @@ def _concurrency_trials(
     report.facts["streams"] = (ours, sdk_best)
     native = best["streamkit AsyncClient (native transport, subscribe)"]
     report.facts["streams_native"] = native
+    native_httptools = best["streamkit AsyncClient (native transport, httptools, subscribe)"]
+    report.facts["streams_native_httptools"] = native_httptools
     aiohttp = best["streamkit AsyncClient (httpx-aiohttp, subscribe)"]
     report.facts["streams_aiohttp"] = aiohttp
     report.facts["streams_ceiling"] = best["httpx aiter_lines alone (transport ceiling)"]
@@ -1328,7 +1336,8 @@ def _concurrency_trials(
         "and the second run decides (both are listed). "
         f"N doubles from {settings.concurrency_start} until a run "
         f"fails, then {settings.bisect_steps} bisection steps. Most streams kept up with: "
-        f'**streamkit {ours:,}{capped}, streamkit with `transport="native"` {native:,}, '
+        f'**streamkit {ours:,}{capped}, streamkit with `transport="native"` {native:,} '
+        f'(with `NativeTransport(parser="httptools")` {native_httptools:,}), '
         f"streamkit on httpx-aiohttp {aiohttp:,}, SDK {sdk_best:,}**; httpx reading lines "
         f"and nothing else: {report.facts['streams_ceiling']:,}, the ceiling for any client "
         "reading through httpx's own transport (httpcore). CPU µs/event is this process's "
@@ -1574,6 +1583,7 @@ def summarise(report: Report) -> None:
             "streamkit Client → to_iterator",
             "streamkit AsyncClient → subscribe on_next",
             "streamkit AsyncClient (native transport) → subscribe on_next",
+            "streamkit AsyncClient (native transport, httptools) → subscribe on_next",
             "streamkit AsyncClient (httpx-aiohttp) → subscribe on_next",
         ):
             p50, p99 = facts["latency_added"][name]
@@ -1602,6 +1612,15 @@ def summarise(report: Report) -> None:
                 f'- With `AsyncClient(transport="native")` (an `asyncio.Protocol` instead '
                 f"of httpx): **{native:,}** streams, **{ratio:.1f}×** the SDK; target ≥ "
                 f"{TARGET_STREAMS_VS_SDK:.0f}×: "
+                f"**{'met' if ratio >= TARGET_STREAMS_VS_SDK else 'not met'}**."
+            )
+        native_httptools = facts.get("streams_native_httptools")
+        if native_httptools is not None:
+            ratio = native_httptools / sdk if sdk else float("inf")
+            lines.append(
+                '- With `NativeTransport(parser="httptools")` (the same transport, HTTP/1.1 '
+                f"parsed by llhttp instead of h11): **{native_httptools:,}** streams, "
+                f"**{ratio:.1f}×** the SDK; target ≥ {TARGET_STREAMS_VS_SDK:.0f}×: "
                 f"**{'met' if ratio >= TARGET_STREAMS_VS_SDK else 'not met'}**."
             )
         aiohttp = facts.get("streams_aiohttp")
@@ -1699,7 +1718,10 @@ def findings(report: Report) -> None:
             '`AsyncClient(transport="native")` (`streamkit/_native.py`: HTTP/1.1 on an '
             "`asyncio.Protocol`, events decoded and delivered inside `data_received`) spends "
             f"{cpu('streamkit AsyncClient (native transport, subscribe)')} µs and keeps up "
-            f"with {facts.get('streams_native', 0):,}."
+            f"with {facts.get('streams_native', 0):,}; the same transport with llhttp "
+            '(`parser="httptools"`) instead of h11 spends '
+            f"{cpu('streamkit AsyncClient (native transport, httptools, subscribe)')} µs and "
+            f"keeps up with {facts.get('streams_native_httptools', 0):,}."
         )
     if "scale_bytes_per_event" in facts:
         per_event = facts["scale_bytes_per_event"]["parse only"][-1]

@@ -465,7 +465,8 @@ class AsyncClient:
             :class:`AsyncHttpxTransport` goes through httpx's async stack, with its
             proxies and any ``httpx.AsyncClient`` (for instance
             ``httpx_aiohttp.HttpxAiohttpClient``). ``"native"`` or a
-            :class:`NativeTransport` speaks HTTP/1.1 (parsed by h11, as in httpx) on an
+            :class:`NativeTransport` speaks HTTP/1.1 (parsed by h11, as in httpx, or by
+            llhttp with ``NativeTransport(parser="httptools")``) on an
             ``asyncio.Protocol`` and decodes events inside the socket's read callback:
             several times less CPU per event, so one process sustains several times more
             concurrent streams; no proxies (it refuses with ``ProxyNotSupportedError``

@@ -1,10 +1,12 @@
-"""The fast transport: HTTP/1.1 on an ``asyncio.Protocol``, parsed by h11, decoded in place.
+"""The fast transport: HTTP/1.1 on an ``asyncio.Protocol``, parsed by a library, decoded in place.
 
 httpx's async stack (httpx → httpcore → h11 → anyio → asyncio) wakes a task and walks many
-coroutine frames for every read. This transport keeps h11, the same HTTP/1.1 parser and
-serialiser httpx uses (so what one accepts the other accepts), and drops the rest: each
-read goes from ``data_received`` to h11 to the :class:`~streamkit._engine.Attempt`, and
-the decoded events go to their consumer from there:
+coroutine frames for every read. This transport keeps a maintained HTTP/1.1 parser and
+drops the rest: each read goes from ``data_received`` to the parser to the
+:class:`~streamkit._engine.Attempt`, and the decoded events go to their consumer from there.
+The parser is h11 by default, the same one httpx uses (so what one accepts the other
+accepts), or llhttp through ``httptools`` (``parser="httptools"``, the ``fast`` extra):
+both behind :mod:`streamkit._http11`'s reader interface.
 
 * An Observable subscriber gets each event inside ``data_received``: no task wakes per
   event; one task per stream waits for its end.
@@ -12,7 +14,7 @@ the decoded events go to their consumer from there:
   transport stops reading (``pause_reading``) until the consumer has drained it to
   :data:`LOW_WATER`, so a slow consumer holds the server back through TCP.
 
-No status line, header, chunk size or length is parsed here: h11 does it. The engine makes
+No status line, header, chunk size or length is parsed here: the parser does it. The engine makes
 every decision (typed errors, retries, timeouts' meaning, masking). What is left is the
 I/O: connecting (TLS verified exactly as httpx does), a small keep-alive pool per origin,
 timers for the read timeout, idle timeout and deadline, and flow control. Proxies are not
@@ -29,13 +31,14 @@ import contextlib
 import socket
 import ssl
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 
 import h11
 import httpx
 
 from streamkit._engine import DRAIN_LIMIT, DRAIN_WAIT, Attempt, StreamEngine
 from streamkit._events import ChatEvent
+from streamkit._http11 import END, Event, Head, ParserName, ResponseReader, reader_factory
 from streamkit._proxy import proxy_for
 from streamkit._transport import DEFAULT_TIMEOUT, Outgoing, Push
 from streamkit.errors import InvalidHeaderError, ProxyNotSupportedError, StreamkitError
@@ -47,10 +50,9 @@ HIGH_WATER = 64
 LOW_WATER = 16
 """Events left unread when the transport starts reading again."""
 
-_MAX_HEAD = 64 * 1024  # the largest response head h11 is allowed to buffer
-
 Origin = tuple[str, str, int]
 Deliver = Callable[[ChatEvent], None]
+ReaderFactory = Callable[[], ResponseReader]
 
 
 class NativeTransport:
@@ -58,9 +60,10 @@ class NativeTransport:
 
     Several times cheaper in CPU per event than httpx's async stack, so one process keeps
     up with several times more concurrent streams (``benchmarks/RESULTS.md``). HTTP/1.1
-    only, parsed by h11 as in httpx; TLS verified as httpx does (certifi, or
-    ``SSL_CERT_FILE``/``SSL_CERT_DIR``); gzip and deflate bodies; its own keep-alive pool
-    with no cap on connections. No proxies: see :class:`~streamkit.errors.ProxyNotSupportedError`.
+    only, parsed by h11 as in httpx or by llhttp (``parser="httptools"``); TLS verified as
+    httpx does (certifi, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``); gzip and deflate bodies;
+    its own keep-alive pool with no cap on connections. No proxies: see
+    :class:`~streamkit.errors.ProxyNotSupportedError`.
 
     Args:
         timeout: Connect timeout and read timeout (the longest wait for any byte), in
@@ -70,6 +73,15 @@ class NativeTransport:
         keepalive_expiry: Seconds an idle connection is kept.
         trust_env: Whether to look at the proxy variables at all; False connects directly
             whatever they say (for a server you know needs no proxy, such as loopback).
+        parser: The HTTP/1.1 response parser: ``"h11"`` (the default, httpx's own) or
+            ``"httptools"`` (llhttp, Node.js's parser, as uvicorn uses it: far less CPU per
+            read; the ``fast`` extra, ``pip install 'cohere-streamkit[fast]'``). Both refuse
+            the same malformed responses with the same typed errors, llhttp a few more
+            (see ``streamkit/_http11.py``). Requests are serialised by h11 either way.
+
+    Raises:
+        ParserNotInstalledError: ``parser="httptools"`` without the httptools package.
+        ValueError: An unknown ``parser``.
     """
 
     def __init__(
@@ -79,13 +91,23 @@ class NativeTransport:
         max_idle_per_origin: int = 20,
         keepalive_expiry: float = 5.0,
         trust_env: bool = True,
+        parser: ParserName = "h11",
     ) -> None:
+        self._reader = reader_factory(parser)
+        self._parser: ParserName = parser
         self._timeout = httpx.Timeout(timeout)
         self._trust_env = trust_env
-        self._pool = _Pool(max_idle_per_origin, keepalive_expiry)
+        self._pool = _Pool(max_idle_per_origin, keepalive_expiry, self._reader)
 
     def __repr__(self) -> str:
-        return "NativeTransport()"
+        return (
+            "NativeTransport()" if self._parser == "h11" else "NativeTransport(parser='httptools')"
+        )
+
+    @property
+    def parser(self) -> ParserName:
+        """The HTTP/1.1 response parser: ``"h11"`` or ``"httptools"``."""
+        return self._parser
 
     @property
     def push(self) -> Push:
@@ -159,7 +181,8 @@ class NativeTransport:
 class _Pool:
     """Idle keep-alive connections by origin, and how new ones are opened."""
 
-    def __init__(self, max_idle: int, expiry: float) -> None:
+    def __init__(self, max_idle: int, expiry: float, reader: ReaderFactory) -> None:
+        self._reader = reader
         self._idle: dict[Origin, list[tuple[float, _Connection]]] = {}
         self._max_idle = max_idle
         self._expiry = expiry
@@ -186,8 +209,13 @@ class _Pool:
                 self._ssl = httpx.create_ssl_context()  # the same verification as httpx
             context = self._ssl
         loop = asyncio.get_running_loop()
+        reader = self._reader
         opening = loop.create_connection(
-            _Connection, host, port, ssl=context, server_hostname=host if context else None
+            lambda: _Connection(reader()),
+            host,
+            port,
+            ssl=context,
+            server_hostname=host if context else None,
         )
         try:
             _, connection = await asyncio.wait_for(opening, timeout)
@@ -299,9 +327,9 @@ class _Run:
 
 
 class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection, one exchange at a time, driven by h11."""
+    """One HTTP/1.1 connection, one exchange at a time, read by a :class:`ResponseReader`."""
 
-    def __init__(self) -> None:
+    def __init__(self, reader: ResponseReader) -> None:
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.closed = False
@@ -310,7 +338,7 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.last_byte = 0.0
         self.last_event = 0.0
-        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEAD)
+        self._reader = reader
         self._eof = False
         self._attempt: Attempt | None = None
         self._deliver: Deliver | None = None
@@ -334,13 +362,7 @@ class _Connection(asyncio.Protocol):
 
     def reuse(self) -> bool:
         """Ready the connection for the next exchange; False if it cannot be reused."""
-        if not self.usable or self._h11.our_state is not h11.DONE:
-            return False
-        if self._h11.their_state is not h11.DONE:
-            return False
-        try:
-            self._h11.start_next_cycle()
-        except h11.LocalProtocolError:
+        if not self.usable or not self._reader.next_cycle():
             return False
         self._attempt = self._deliver = None
         self._future = None
@@ -362,8 +384,7 @@ class _Connection(asyncio.Protocol):
             return
         self.last_byte = self.loop.time()
         try:
-            self._h11.receive_data(data)
-            self._pump()
+            self._pump(self._reader.receive(data))
         except Exception as error:  # nothing may escape to asyncio's "Fatal error" log
             self._broken(error)
 
@@ -382,11 +403,12 @@ class _Connection(asyncio.Protocol):
 
     def _end_of_input(self) -> None:
         try:
-            if not self._eof:
-                self._eof = True
-                self._h11.receive_data(b"")
+            if self._eof:
+                return
+            self._eof = True
+            events = self._reader.receive(b"")
             if self._future is not None and not self._future.done():
-                self._pump()
+                self._pump(events)
         except Exception as error:  # as in data_received
             self._broken(error)
 
@@ -413,18 +435,7 @@ class _Connection(asyncio.Protocol):
         self._deadline_at = now + remaining if remaining is not None else None
         request = engine.request
         try:
-            payload = b"".join(
-                self._h11.send(event) or b""
-                for event in (
-                    h11.Request(
-                        method=request.method,
-                        target=request.url.raw_path,
-                        headers=request.headers.raw,
-                    ),
-                    h11.Data(data=request.content),
-                    h11.EndOfMessage(),
-                )
-            )
+            payload = self._reader.request(request)
         except h11.LocalProtocolError as error:
             # check_header refused these already; h11 is the second line of defence.
             self._fail(InvalidHeaderError(f"the request cannot be sent: {error}"))
@@ -457,54 +468,43 @@ class _Connection(asyncio.Protocol):
             if self.transport is not None and not self.closed:
                 self.transport.resume_reading()
 
-    def _pump(self) -> None:
-        """Hand h11's events to the attempt until h11 needs more bytes or the exchange ends."""
+    def _pump(self, events: Iterable[Event]) -> None:
+        """Hand the reader's events to the attempt until they run out or the exchange ends."""
         attempt, deliver, future = self._attempt, self._deliver, self._future
         assert attempt is not None and deliver is not None and future is not None
-        while not future.done():
-            try:
-                event = self._h11.next_event()
-            except h11.RemoteProtocolError as error:
-                self._broken(httpx.RemoteProtocolError(str(error)))
-                return
-            kind = type(event)
-            if kind is h11.Data:
-                assert isinstance(event, h11.Data)
-                if attempt.complete:
-                    self._drained += len(event.data)
-                    if self._drained > DRAIN_LIMIT:
+        if future.done():
+            return
+        try:
+            for event in events:
+                if type(event) is bytes:
+                    if attempt.complete:
+                        self._drained += len(event)
+                        if self._drained > DRAIN_LIMIT:
+                            self._succeed()
+                            return
+                        continue
+                    if not self._feed(attempt.receive(event), deliver):
+                        return
+                    if attempt.complete:  # [DONE]: the body should end at once; don't wait long
+                        self._cancel_timer()
+                        self._timer = self.loop.call_later(DRAIN_WAIT, self._succeed)
+                elif event is END:
+                    self.reusable = True  # read to its end: fine to reuse, even after an error
+                    if self._feed(attempt.end(), deliver):
                         self._succeed()
-                    continue
-                if not self._feed(attempt.receive(event.data), deliver):
                     return
-                if attempt.complete:  # [DONE]: the body should end at once; don't wait long
+                else:
+                    assert isinstance(event, Head)
+                    try:
+                        attempt.head(event.status_code, httpx.Headers(event.headers))
+                    except StreamkitError as error:
+                        self._fail(error)
+                        return
+                    self.last_event = self.loop.time()  # the idle clock runs from the head on
                     self._cancel_timer()
-                    self._timer = self.loop.call_later(DRAIN_WAIT, self._succeed)
-            elif event is h11.NEED_DATA:
-                return
-            elif kind is h11.Response:
-                assert isinstance(event, h11.Response)
-                try:
-                    attempt.head(event.status_code, httpx.Headers(event.headers))
-                except StreamkitError as error:
-                    self._fail(error)
-                    return
-                self.last_event = self.loop.time()  # the idle clock runs from the head on
-                self._cancel_timer()
-                self._arm()
-            elif kind is h11.EndOfMessage:
-                self.reusable = True  # read to its end: fine to reuse, even after an error
-                if self._feed(attempt.end(), deliver):
-                    self._succeed()
-                return
-            elif kind is h11.ConnectionClosed:
-                self._broken(
-                    httpx.RemoteProtocolError("Server disconnected without sending a response.")
-                )
-                return
-            elif event is h11.PAUSED:
-                return
-            # Anything else is an interim 1xx answer: the real one follows.
+                    self._arm()
+        except httpx.RemoteProtocolError as error:  # the reader's: the response is broken
+            self._broken(error)
 
     def _feed(self, events: Iterator[ChatEvent], deliver: Deliver) -> bool:
         """Deliver ``events``; False once the exchange failed (a typed or consumer error)."""

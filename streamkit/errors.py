@@ -6,6 +6,7 @@
     ├── MissingAPIKeyError               no api_key argument and no CO_API_KEY variable
     ├── InvalidHeaderError               a header that cannot go on the wire (also ValueError)
     ├── ProxyNotSupportedError           a proxy applies, and the transport cannot use one
+    ├── ParserNotInstalledError          httptools asked for, not installed (also ImportError)
     ├── APIStatusError                   the server answered with a non-2xx status before any event
     │   ├── BadRequestError              400
     │   ├── UnauthorizedError            401
@@ -94,6 +95,7 @@ __all__ = [
     "NotFoundError",
     "NotImplementedServerError",
     "OfflineRequestError",
+    "ParserNotInstalledError",
     "ProtocolError",
     "ProxyNotSupportedError",
     "RateLimitError",
@@ -142,6 +144,14 @@ class ProxyNotSupportedError(StreamkitError):
 
     Use the default httpx transport, which honours proxies, or exempt the host with
     ``NO_PROXY``.
+    """
+
+
+class ParserNotInstalledError(StreamkitError, ImportError):
+    """The HTTP parser asked for is not installed: ``NativeTransport(parser="httptools")``.
+
+    Raised when the transport is made, before any request. Install the ``fast`` extra
+    (``pip install 'cohere-streamkit[fast]'``), or keep the default ``parser="h11"``.
     """
 
 

@@ -25,8 +25,8 @@ def scripted() -> Iterator[ScriptedServer]:
 def async_transport(request: pytest.FixtureRequest) -> AsyncTransportName:
     """An asyncio transport's name: a test that takes it runs once over each.
 
-    The ids are ``httpx`` and ``native``; pass it on as
-    ``AsyncClient(..., transport=async_transport)``.
+    The ids are ``httpx``, ``native`` and ``native-httptools``; pass it on as
+    ``tests.transports.async_client(..., transport=async_transport)``.
     """
     name: AsyncTransportName = request.param
     return name

@@ -33,6 +33,7 @@ __all__ = [
     "SSE",
     "SSE_EVENTS",
     "SSE_TYPE",
+    "Difference",
     "Expect",
     "HttpCase",
     "chunked",
@@ -228,6 +229,19 @@ def gzip_bomb() -> bytes:
 
 
 @dataclass(frozen=True)
+class Difference:
+    """A known, documented difference of one parser from h11 on one case.
+
+    Attributes:
+        expect: The outcome that parser must have instead.
+        why: Why the difference is harmless (it is never a weaker check of the framing).
+    """
+
+    expect: Expect
+    why: str
+
+
+@dataclass(frozen=True)
 class HttpCase:
     """One crafted response and, where known, what every transport must make of it.
 
@@ -246,6 +260,8 @@ class HttpCase:
     why: str = ""
     only_httpx: bool = False
     """The expectation binds the two httpx paths only; elsewhere the comparison rules."""
+    llhttp: Difference | None = None
+    """Where llhttp (``native-httptools``) knowingly differs from h11: its outcome, and why."""
     memory: bool = False
     """True for the gzip bomb: the test also bounds the memory each transport allocates."""
 
@@ -261,8 +277,9 @@ def _case(
     expect: Expect | None = None,
     only_httpx: bool = False,
     why: str = "",
+    llhttp: Difference | None = None,
 ) -> HttpCase:
-    return HttpCase(id, Reply(segments, then, gap), expect, why, only_httpx)
+    return HttpCase(id, Reply(segments, then, gap), expect, why, only_httpx, llhttp)
 
 
 _STREAM = _stream()
@@ -273,6 +290,12 @@ _NO_ANSWER = fails(E.APIConnectionError, ())
 _TRUNCATED = fails(E.StreamError)
 _FRAMING_ERROR = fails(E.StreamkitError, ())
 """Framing that cannot be trusted: a typed error, and no event from it."""
+
+
+def _llhttp_refuses(why: str) -> Difference:
+    """llhttp's strict mode refuses a head h11 accepts: no answer, before any event."""
+    return Difference(_NO_ANSWER, why)
+
 
 CASES: list[HttpCase] = [
     # --------------------------------------------------------------- chunked coding
@@ -321,6 +344,12 @@ CASES: list[HttpCase] = [
         _STREAM + b"%040x\r\n" % len(SSE) + SSE + b"\r\n0\r\n\r\n",
         expect=_FRAMING_ERROR,
         why="h11 allows at most 20 hex digits",
+        llhttp=Difference(
+            COMPLETE,
+            "llhttp takes any number of leading zeros (RFC 9112 §7.1: chunk-size = 1*HEXDIG),"
+            " and httptools shows no chunk-size line to check: the value is still exact, and"
+            " one past 64 bits is refused (chunk-size-40-hex-digits-huge)",
+        ),
     ),
     _case(
         "chunk-size-40-hex-digits-huge",
@@ -437,6 +466,16 @@ CASES: list[HttpCase] = [
         "te-chunked-and-content-length",
         head(SSE_TYPE, CHUNKED, b"Content-Length: 5") + _CHUNKED_BODY,
         why="RFC 9112 §6.3: a sender must not send both; Transfer-Encoding wins if accepted",
+        llhttp=_llhttp_refuses(
+            "RFC 9112 §6.3 lets a client either drop Content-Length or refuse; llhttp refuses"
+            " (the smuggling-safe choice)"
+        ),
+    ),
+    _case(
+        "te-gzip-alone",
+        head(SSE_TYPE, b"Transfer-Encoding: gzip") + _gzip(SSE),
+        expect=_FRAMING_ERROR,
+        why="llhttp would read it to the close; only chunked is accepted, as by h11",
     ),
     _case(
         "te-identity",
@@ -449,7 +488,14 @@ CASES: list[HttpCase] = [
     _case(
         "content-length-underscores", _length(SSE, _underscored(b"%d" % _N)), expect=_FRAMING_ERROR
     ),
-    _case("content-length-list-same", _length(SSE, b"%d, %d" % (_N, _N))),
+    _case(
+        "content-length-list-same",
+        _length(SSE, b"%d, %d" % (_N, _N)),
+        llhttp=_llhttp_refuses(
+            "RFC 9110 §8.6 lets a recipient accept a list of equal values or refuse it;"
+            " llhttp allows digits only"
+        ),
+    ),
     _case(
         "content-length-list-differ", _length(SSE, b"%d, %d" % (_N, _N + 1)), expect=_FRAMING_ERROR
     ),
@@ -538,6 +584,7 @@ CASES: list[HttpCase] = [
         "header-obs-fold",
         _stream(b"X-Served-By: cache,", b"  zurich") + _CHUNKED_BODY,
         why="RFC 9112 §5.2: a client may replace obs-fold with spaces, or reject it",
+        llhttp=_llhttp_refuses("llhttp rejects obs-fold outside its lenient mode"),
     ),
     _case("header-8-kb", _stream(b"X-Big: " + b"x" * 8192) + _CHUNKED_BODY, expect=COMPLETE),
     _case(
@@ -546,13 +593,51 @@ CASES: list[HttpCase] = [
         expect=_NO_ANSWER,
     ),
     _case(
+        "header-200-kb-in-40-reads-then-hold",
+        _stream()[:-2] + b"X-Big: ",
+        *(b"x" * 5000,) * 40,
+        then="hold",
+        gap=0.002,
+        expect=_NO_ANSWER,
+        why="a header line that never ends, read by read: refused past a limit (64 KiB natively)",
+    ),
+    _case(
+        "header-value-trailing-spaces",
+        head(b"Content-Type: text/event-stream  \t ", CHUNKED) + _CHUNKED_BODY,
+        expect=COMPLETE,
+        why="RFC 9110 §5.5: the whitespace around a field value is not part of it",
+    ),
+    _case(
         "head-bare-lf",
         b"HTTP/1.1 200 OK\nContent-Type: text/event-stream\nTransfer-Encoding: chunked\n\n"
         + _CHUNKED_BODY,
+        llhttp=_llhttp_refuses(
+            "RFC 9112 §2.2 lets a recipient accept a bare LF; llhttp requires CRLF outside its"
+            " lenient mode"
+        ),
     ),
     # --------------------------------------------------------------- status line
     _case("status-http-1x", _stream(status=b"HTTP/1.x 200 OK") + _CHUNKED_BODY, expect=_NO_ANSWER),
     _case("status-http-2", _stream(status=b"HTTP/2.0 200 OK") + _CHUNKED_BODY),
+    _case(
+        "status-reason-nul",
+        _stream(status=b"HTTP/1.1 200 O\x00K") + _CHUNKED_BODY,
+        expect=_NO_ANSWER,
+    ),
+    _case(
+        "status-reason-control-char",
+        _stream(status=b"HTTP/1.1 200 O\x01K") + _CHUNKED_BODY,
+        llhttp=_llhttp_refuses(
+            "RFC 9112 §4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ); h11 lets other"
+            " control characters than NUL through, the llhttp reader checks the parsed phrase"
+        ),
+    ),
+    _case(
+        "status-line-after-empty-line",
+        b"\r\n" + _STREAM + _CHUNKED_BODY,
+        expect=_NO_ANSWER,
+        why="llhttp skips empty lines before a message; the llhttp reader refuses them, as h11",
+    ),
     _case("status-no-reason", _stream(status=b"HTTP/1.1 200") + _CHUNKED_BODY, expect=COMPLETE),
     _case("status-empty-reason", _stream(status=b"HTTP/1.1 200 ") + _CHUNKED_BODY, expect=COMPLETE),
     _case("status-099", _stream(status=b"HTTP/1.1 099 Odd") + _CHUNKED_BODY, expect=_FRAMING_ERROR),
@@ -582,6 +667,17 @@ CASES: list[HttpCase] = [
         b"HTTP/1.1 100 Continue\r\n\r\n" * 5000 + _STREAM + _CHUNKED_BODY,
         expect=COMPLETE,
         why="5,000 interim answers in one read: no recursion, no quadratic re-scan",
+    ),
+    _case(
+        "continue-100-then-empty-line",
+        b"HTTP/1.1 100 Continue\r\n\r\n\r\n" + _STREAM + _CHUNKED_BODY,
+        expect=_NO_ANSWER,
+        llhttp=Difference(
+            COMPLETE,
+            "llhttp skips empty lines between messages (RFC 9112 §2.2's robustness rule) and"
+            " httptools shows no position to refuse them by; the next head is still parsed"
+            " whole and strictly, so no framing is guessed",
+        ),
     ),
     _case(
         "switching-protocols-101-unasked",

@@ -1,7 +1,9 @@
-"""One stream (or a few, on one client) on each of the three transports, bounded in time.
+"""One stream (or a few, on one client) on each of the four transports, bounded in time.
 
 ``httpx-sync`` is :class:`~streamkit.Client`, ``httpx-async`` :class:`~streamkit.AsyncClient`
-(its default transport) and ``native`` ``AsyncClient(transport="native")``. Each run happens
+(its default transport), ``native`` ``AsyncClient(transport="native")`` (h11) and
+``native-httptools`` the native transport on llhttp
+(``AsyncClient(transport=NativeTransport(parser="httptools"))``). Each run happens
 on a thread of its own, so that a transport that hangs, even one that blocks its event
 loop, is reported as :class:`Hang` instead of stalling the test run.
 """
@@ -18,13 +20,14 @@ from typing import Any, Literal
 
 import pytest
 
-from streamkit import AsyncClient, Client, to_async_iterator, to_iterator
+from streamkit import AsyncClient, Client, NativeTransport, to_async_iterator, to_iterator
 from streamkit._request import RequestOptions
 
 __all__ = [
     "BOUND",
     "KEY",
     "MESSAGES",
+    "NATIVE",
     "TRANSPORTS",
     "Hang",
     "Outcome",
@@ -33,8 +36,10 @@ __all__ = [
     "transport_params",
 ]
 
-Transport = Literal["httpx-async", "httpx-sync", "native"]
-TRANSPORTS: tuple[Transport, ...] = ("httpx-async", "httpx-sync", "native")
+Transport = Literal["httpx-async", "httpx-sync", "native", "native-httptools"]
+TRANSPORTS: tuple[Transport, ...] = ("httpx-async", "httpx-sync", "native", "native-httptools")
+NATIVE: tuple[Transport, ...] = ("native", "native-httptools")
+"""The native transport, over each of its response parsers."""
 
 KEY = "co-transports-key-0123456789"
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
@@ -116,7 +121,6 @@ def run_streams(
             if transport == "httpx-sync":
                 _sync(state, base_url, count, between, prepare, request_options, options)
             else:
-                native = transport == "native"
 
                 async def main() -> None:
                     task = asyncio.ensure_future(
@@ -128,7 +132,7 @@ def run_streams(
                             prepare,
                             request_options,
                             options,
-                            native,
+                            transport,
                         )
                     )
                     state.task = (asyncio.get_running_loop(), task)
@@ -191,27 +195,49 @@ async def _async(
     prepare: Callable[[Client | AsyncClient], None] | None,
     request_options: RequestOptions | None,
     options: dict[str, Any],
-    native: bool,
+    transport: Transport,
 ) -> None:
-    transport: Literal["httpx", "native"] = "native" if native else "httpx"
-    async with AsyncClient(base_url=base_url, transport=transport, **_keyed(options)) as client:
-        if prepare is not None:
-            prepare(client)
-        for n in range(count):
-            if n and between is not None:
-                await asyncio.to_thread(between)
-            state.started = time.monotonic()
-            try:
-                stream = client.chat_stream(
-                    model="command-a-03-2025", messages=MESSAGES, request_options=request_options
-                )
-                async with to_async_iterator(stream) as iterator:
-                    async for event in iterator:
-                        state.events.append(event.type)
-            except Exception as error:  # the outcome
-                state.ended(error)
-            else:
-                state.ended(None)
+    if transport == "native-httptools":
+        # The timeout goes to the transport: a client refuses one beside a transport object.
+        timeouts = {"timeout": options.pop("timeout")} if "timeout" in options else {}
+        native = NativeTransport(parser="httptools", **timeouts)
+        client = AsyncClient(base_url=base_url, transport=native, **_keyed(options))
+    else:
+        name: Literal["httpx", "native"] = "native" if transport == "native" else "httpx"
+        client = AsyncClient(base_url=base_url, transport=name, **_keyed(options))
+    try:
+        await _consume(state, client, count, between, prepare, request_options)
+    finally:
+        await client.aclose()
+        if transport == "native-httptools":
+            await client.transport.aclose()  # a transport given to a client stays its caller's
+
+
+async def _consume(
+    state: _Run,
+    client: AsyncClient,
+    count: int,
+    between: Callable[[], None] | None,
+    prepare: Callable[[Client | AsyncClient], None] | None,
+    request_options: RequestOptions | None,
+) -> None:
+    if prepare is not None:
+        prepare(client)
+    for n in range(count):
+        if n and between is not None:
+            await asyncio.to_thread(between)
+        state.started = time.monotonic()
+        try:
+            stream = client.chat_stream(
+                model="command-a-03-2025", messages=MESSAGES, request_options=request_options
+            )
+            async with to_async_iterator(stream) as iterator:
+                async for event in iterator:
+                    state.events.append(event.type)
+        except Exception as error:  # the outcome
+            state.ended(error)
+        else:
+            state.ended(None)
 
 
 def _keyed(options: dict[str, Any]) -> dict[str, Any]:

@@ -166,6 +166,7 @@ def test_quick_run_fills_every_section(tmp_path: Path) -> None:
     ours, sdk = report.facts["streams"]
     assert ours >= run.QUICK.concurrency_start and sdk >= run.QUICK.concurrency_start
     assert report.facts["streams_native"] >= run.QUICK.concurrency_start
+    assert report.facts["streams_native_httptools"] >= run.QUICK.concurrency_start
     assert report.facts["streams_aiohttp"] >= run.QUICK.concurrency_start
     assert set(report.facts["cpu_at_common"]) == set(run.CONCURRENCY_CONTENDERS)
     assert set(report.facts["parsers"]) == {"h11", "httptools", "json"}

@@ -42,7 +42,13 @@ from tests.scripted_server import (
     json_response,
     sse_events,
 )
-from tests.transports import AsyncTransportName, LedgerNativeTransport, pooled_connections
+from tests.transports import (
+    AsyncTransportName,
+    LedgerNativeTransport,
+    async_client,
+    parser_of,
+    pooled_connections,
+)
 
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 KEY = "co-test-key-0123456789"
@@ -136,7 +142,7 @@ async def apool1_client(
                 yield client
         return
     assert http_transport is None, "an httpx transport is no part of the native transport"
-    native = LedgerNativeTransport(one_at_a_time=True)
+    native = LedgerNativeTransport(one_at_a_time=True, parser=parser_of(transport))
     try:
         async with AsyncClient(KEY, base_url=base_url, transport=native, **options) as client:
             yield client
@@ -553,7 +559,9 @@ def test_async_stream_from_offline_backend(
     offline: OfflineServer, async_transport: AsyncTransportName
 ) -> None:
     async def main() -> tuple[list[ChatEvent], str]:
-        async with AsyncClient(KEY, base_url=offline.base_url, transport=async_transport) as client:
+        async with async_client(
+            KEY, base_url=offline.base_url, transport=async_transport
+        ) as client:
             events, error = await acollect(client)
             assert error is None
             reply = await client.chat(model="m", messages=MESSAGES)
@@ -578,7 +586,7 @@ def test_async_observable_runs_on_the_callers_loop(
             threads.add(threading.get_ident())
             items.append(event)
 
-        async with AsyncClient(
+        async with async_client(
             KEY, base_url=scripted.base_url, transport=async_transport
         ) as client:
             client.chat_stream(model="m", messages=MESSAGES).subscribe(
@@ -635,7 +643,7 @@ def test_async_http_errors(
     scripted.enqueue(json_response(status, {"message": "no"}))
 
     async def main() -> BaseException | None:
-        async with AsyncClient(
+        async with async_client(
             KEY, base_url=scripted.base_url, max_retries=0, transport=async_transport
         ) as client:
             return (await acollect(client))[1]
@@ -660,7 +668,7 @@ def test_async_stream_errors_carry_the_partial_message(
     )
 
     async def main() -> list[tuple[list[ChatEvent], BaseException | None]]:
-        async with AsyncClient(
+        async with async_client(
             KEY, base_url=scripted.base_url, transport=async_transport
         ) as client:
             return [await acollect(client) for _ in range(3)]
@@ -675,7 +683,7 @@ def test_async_stream_errors_carry_the_partial_message(
 def test_async_subscribe_without_a_loop_is_a_typed_error(
     async_transport: AsyncTransportName,
 ) -> None:
-    client = AsyncClient(KEY, base_url="http://127.0.0.1:9", transport=async_transport)
+    client = async_client(KEY, base_url="http://127.0.0.1:9", transport=async_transport)
     with pytest.raises(streamkit.NoEventLoopError):
         client.chat_stream(model="m", messages=MESSAGES).subscribe(lambda _: None)
     asyncio.run(client.aclose())
@@ -717,7 +725,9 @@ def test_an_async_client_on_a_transport_object_uses_it_and_leaves_it_open(
     async def main() -> list[tuple[list[ChatEvent], BaseException | None]]:
         async with httpx.AsyncClient() as http:
             transport: NativeTransport | AsyncHttpxTransport = (
-                NativeTransport() if async_transport == "native" else AsyncHttpxTransport(http)
+                AsyncHttpxTransport(http)
+                if async_transport == "httpx"
+                else NativeTransport(parser=parser_of(async_transport))
             )
             outcomes = []
             for _ in range(2):

@@ -3,8 +3,9 @@
 Everything the two asyncio transports share (errors, retries, timeouts, cancellation,
 leaks, secrets) is tested once over both: the ``async_transport`` fixture and the
 ``async-httpx`` / ``async-native`` modes of ``tests/reliability``. Here: its HTTP/1.1
-framing, driven byte by byte without a socket (chunked bodies split anywhere,
-Content-Length, to the close, gzip, broken framing), its keep-alive pool, flow control for a
+framing, driven byte by byte without a socket, over each response parser (chunked bodies
+split anywhere, Content-Length, to the close, gzip, broken framing), the ``parser``
+option, its keep-alive pool, flow control for a
 slow iterator, and conformance with the httpx transport over every recorded fixture.
 """
 
@@ -14,6 +15,8 @@ import asyncio
 import functools
 import gzip
 import random
+import subprocess
+import sys
 import threading
 import zlib
 from pathlib import Path
@@ -21,9 +24,10 @@ from typing import Any
 
 import pytest
 
-from streamkit import AsyncClient, ChatEvent, to_async_iterator
+from streamkit import AsyncClient, ChatEvent, NativeTransport, to_async_iterator
 from streamkit import errors as E
 from streamkit._engine import StreamEngine
+from streamkit._http11 import ParserName, reader_factory
 from streamkit._native import _Connection
 from tests.reliability.test_leaks import expected_text, tagged
 from tests.scripted_server import (
@@ -37,7 +41,12 @@ from tests.scripted_server import (
     sse_events,
 )
 from tests.test_client import KEY, MESSAGES, acollect, sse_ok, text_stream
-from tests.transports import ASYNC_TRANSPORTS, AsyncTransportName, LedgerNativeTransport
+from tests.transports import (
+    ASYNC_TRANSPORTS,
+    AsyncTransportName,
+    LedgerNativeTransport,
+    async_client,
+)
 
 # ----------------------------------------------------------------------------- framing
 
@@ -90,7 +99,19 @@ def _request_builder() -> AsyncClient:
     return AsyncClient(KEY, base_url="http://127.0.0.1:9", transport="native")
 
 
-def _feed(pieces: list[bytes], *, eof: bool = False) -> tuple[list[ChatEvent], Any]:
+PARSERS: tuple[ParserName, ...] = ("h11", "httptools")
+
+
+@pytest.fixture(params=PARSERS)
+def parser(request: pytest.FixtureRequest) -> ParserName:
+    """A response parser's name: a framing test that takes it runs once over each."""
+    name: ParserName = request.param
+    return name
+
+
+def _feed(
+    pieces: list[bytes], parser: ParserName, *, eof: bool = False
+) -> tuple[list[ChatEvent], Any]:
     """Feed a response, cut into ``pieces``, to one native connection; no socket."""
 
     async def main() -> tuple[list[ChatEvent], Any, bool]:
@@ -99,7 +120,7 @@ def _feed(pieces: list[bytes], *, eof: bool = False) -> tuple[list[ChatEvent], A
             {"model": "m", "messages": MESSAGES}, stream=True, options=None
         )
         engine = StreamEngine(client.transport.build_request(outgoing), client._config.plan(None))
-        connection = _Connection()
+        connection = _Connection(reader_factory(parser)())
         transport = _FakeTransport()
         connection.connection_made(transport)
         events: list[ChatEvent] = []
@@ -130,21 +151,21 @@ _HEAD_CHUNKED = (
 _EXPECTED = [e["type"] for e in text_stream("Hello", " wor", "ld")]
 
 
-def test_a_chunked_body_cut_at_every_byte_gives_the_same_events() -> None:
+def test_a_chunked_body_cut_at_every_byte_gives_the_same_events(parser: ParserName) -> None:
     raw = _HEAD_CHUNKED + _chunked(_BODY, [7, 1, 30, 2, 100])
     for cut in range(1, len(raw)):
-        events, (error, reusable) = _feed([raw[:cut], raw[cut:]])
+        events, (error, reusable) = _feed([raw[:cut], raw[cut:]], parser)
         assert error is None, (cut, error)
         assert [e.type for e in events] == _EXPECTED and reusable, cut
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_chunked_bodies_of_any_chunk_sizes_cut_anywhere(seed: int) -> None:
+def test_chunked_bodies_of_any_chunk_sizes_cut_anywhere(seed: int, parser: ParserName) -> None:
     rng = random.Random(seed)
     sizes = [rng.randint(1, 40) for _ in range(rng.randint(1, 30))]
     raw = _HEAD_CHUNKED + _chunked(_BODY, sizes)
     cuts = [rng.randrange(len(raw)) for _ in range(rng.randint(1, 40))]
-    events, (error, reusable) = _feed(_split(raw, cuts))
+    events, (error, reusable) = _feed(_split(raw, cuts), parser)
     assert error is None and reusable
     assert [e.type for e in events] == _EXPECTED
     assert "".join(getattr(e, "text", None) or "" for e in events) == "Hello world"
@@ -171,10 +192,12 @@ def test_chunked_bodies_of_any_chunk_sizes_cut_anywhere(seed: int) -> None:
         ),
     ],
 )
-def test_other_framings_and_codings(head: bytes, body: bytes, eof: bool, reusable: bool) -> None:
+def test_other_framings_and_codings(
+    head: bytes, body: bytes, eof: bool, reusable: bool, parser: ParserName
+) -> None:
     raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n" + head + b"\r\n" + body
     for cut in range(1, len(raw), 7):
-        events, (error, kept) = _feed([raw[:cut], raw[cut:]], eof=eof)
+        events, (error, kept) = _feed([raw[:cut], raw[cut:]], parser, eof=eof)
         assert error is None, (cut, error)
         assert [e.type for e in events] == _EXPECTED and kept is reusable
 
@@ -189,15 +212,61 @@ def test_other_framings_and_codings(head: bytes, body: bytes, eof: bool, reusabl
         ),
     ],
 )
-def test_broken_framing_is_a_typed_error(raw: bytes, error_type: type[Exception]) -> None:
-    events, (error, reusable) = _feed([raw], eof=True)
+def test_broken_framing_is_a_typed_error(
+    raw: bytes, error_type: type[Exception], parser: ParserName
+) -> None:
+    events, (error, reusable) = _feed([raw], parser, eof=True)
     assert isinstance(error, error_type) and not reusable
 
 
-def test_an_interim_100_continue_is_skipped() -> None:
+def test_an_interim_100_continue_is_skipped(parser: ParserName) -> None:
     raw = b"HTTP/1.1 100 Continue\r\n\r\n" + _HEAD_CHUNKED + _chunked(_BODY, [50])
-    events, (error, _) = _feed([raw])
+    events, (error, _) = _feed([raw], parser)
     assert error is None and [e.type for e in events] == _EXPECTED
+
+
+# ----------------------------------------------------------------------------- the parser option
+
+
+def test_the_parser_is_h11_unless_httptools_is_asked_for() -> None:
+    assert NativeTransport().parser == "h11" and repr(NativeTransport()) == "NativeTransport()"
+    fast = NativeTransport(parser="httptools")
+    assert fast.parser == "httptools"
+    assert repr(fast) == "NativeTransport(parser='httptools')"
+    with pytest.raises(ValueError, match="'h11' or 'httptools'"):
+        NativeTransport(parser="llhttp")  # type: ignore[arg-type]
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_import_streamkit_does_not_import_httptools() -> None:
+    done = _python(
+        "import streamkit, sys\n"
+        "streamkit.AsyncClient('k', transport='native')\n"
+        "assert 'httptools' not in sys.modules, 'imported'\n"
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_without_httptools_asking_for_it_is_a_typed_error_naming_the_extra() -> None:
+    done = _python(
+        "import sys; sys.modules['httptools'] = None\n"
+        "from streamkit import NativeTransport, errors\n"
+        "NativeTransport()  # h11 needs nothing more\n"
+        "try:\n"
+        "    NativeTransport(parser='httptools')\n"
+        "except errors.ParserNotInstalledError as error:\n"
+        "    assert isinstance(error, ImportError) and isinstance(error, errors.StreamkitError)\n"
+        "    print(error)\n"
+        "else:\n"
+        "    raise AssertionError('made')\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'cohere-streamkit[fast]'" in done.stdout
 
 
 # ----------------------------------------------------------------------------- connections
@@ -207,15 +276,21 @@ def _set_ignoring(event: asyncio.Event, _: object) -> None:
     event.set()
 
 
-def test_completed_streams_reuse_one_keep_alive_connection(scripted: ScriptedServer) -> None:
+NATIVE_NAMES: tuple[AsyncTransportName, ...] = ("native", "native-httptools")
+
+
+@pytest.mark.parametrize("name", NATIVE_NAMES)
+def test_completed_streams_reuse_one_keep_alive_connection(
+    scripted: ScriptedServer, name: AsyncTransportName
+) -> None:
     for _ in range(4):
         scripted.enqueue(sse_ok(text_stream("again")))
     scripted.enqueue([Headers(), *sse_events(text_stream("x")[:2], done=False), Close()])
     scripted.enqueue(sse_ok(text_stream("fresh")))
 
     async def main() -> list[Any]:
-        async with AsyncClient(
-            KEY, base_url=scripted.base_url, max_retries=0, transport="native"
+        async with async_client(
+            KEY, base_url=scripted.base_url, max_retries=0, transport=name
         ) as client:
             outcomes = [await acollect(client) for _ in range(2)]
             for _ in range(2):
@@ -235,7 +310,8 @@ def test_completed_streams_reuse_one_keep_alive_connection(scripted: ScriptedSer
     scripted.wait_idle()  # aclose() closed the pooled one
 
 
-def test_fifty_concurrent_streams_share_the_pool_without_cross_talk() -> None:
+@pytest.mark.parametrize("parser", PARSERS)
+def test_fifty_concurrent_streams_share_the_pool_without_cross_talk(parser: ParserName) -> None:
     # Half iterate (the buffered path), half subscribe (events pushed from data_received).
     async def iterate(client: AsyncClient, tag: str) -> list[ChatEvent]:
         messages = [{"role": "user", "content": tag}]
@@ -255,7 +331,7 @@ def test_fifty_concurrent_streams_share_the_pool_without_cross_talk() -> None:
     with ScriptedServer(default=tagged) as server:
 
         async def main() -> list[list[ChatEvent]]:
-            native = LedgerNativeTransport(max_idle_per_origin=10)
+            native = LedgerNativeTransport(max_idle_per_origin=10, parser=parser)
             async with AsyncClient(KEY, base_url=server.base_url, transport=native) as client:
                 results = await asyncio.gather(
                     *((iterate if i % 2 else subscribe)(client, f"t{i:02d}") for i in range(50))
@@ -276,7 +352,10 @@ def test_fifty_concurrent_streams_share_the_pool_without_cross_talk() -> None:
         assert events[-1].type == "message-end"
 
 
-def test_a_slow_iterator_stops_the_reading(scripted: ScriptedServer) -> None:
+@pytest.mark.parametrize("name", NATIVE_NAMES)
+def test_a_slow_iterator_stops_the_reading(
+    scripted: ScriptedServer, name: AsyncTransportName
+) -> None:
     delta = sse_events([text_stream("x")[2]], done=False)[0]
     assert isinstance(delta, Chunk)
     gate = threading.Event()
@@ -290,7 +369,7 @@ def test_a_slow_iterator_stops_the_reading(scripted: ScriptedServer) -> None:
     )
 
     async def main() -> int:
-        async with AsyncClient(KEY, base_url=scripted.base_url, transport="native") as client:
+        async with async_client(KEY, base_url=scripted.base_url, transport=name) as client:
             stream = client.chat_stream(model="m", messages=MESSAGES)
             async with to_async_iterator(stream) as events:
                 await events.__anext__()
@@ -332,7 +411,7 @@ def test_native_and_httpx_transports_agree_on_every_fixture(path: Path) -> None:
         for transport in ASYNC_TRANSPORTS:
 
             async def main(transport: AsyncTransportName = transport) -> Any:
-                async with AsyncClient(
+                async with async_client(
                     KEY,
                     base_url=server.base_url,
                     transport=transport,
@@ -341,4 +420,4 @@ def test_native_and_httpx_transports_agree_on_every_fixture(path: Path) -> None:
                     return await acollect(client)
 
             outcomes.append(_outcome(*asyncio.run(main())))
-    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] == outcomes[1] == outcomes[2]

@@ -11,7 +11,8 @@
 * (c) A response header that is not ASCII (``cache-zürich`` in latin-1 or UTF-8) does not
   get in the way of the stream.
 * (d) Proxies from the environment: the httpx transports send the request to the proxy
-  (absolute-form target), the native transport, which has no proxy support, refuses with
+  (absolute-form target), the native transport (on either parser), which has no proxy
+  support, refuses with
   ``ProxyNotSupportedError`` without connecting anywhere, and streams directly where
   ``NO_PROXY`` covers the target.
 * (e) The API key, and a key-like header the caller added, echoed back by a server in a
@@ -33,7 +34,7 @@ from streamkit._request import RequestOptions
 from tests.http_cases import CHUNKED, EVENT_TYPES, SSE_EVENTS, SSE_TYPE, chunked, head
 from tests.raw_server import RawServer, Reply, Then
 from tests.reliability.support import fast_backoff
-from tests.stream_runner import Outcome, Transport, run_streams, transport_params
+from tests.stream_runner import NATIVE, Outcome, Transport, run_streams, transport_params
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -289,7 +290,7 @@ def test_a_proxy_from_the_environment_is_used_or_refused(
         target.settle()
         proxy.settle()
         assert target.accepts == 0, "the request bypassed the proxy"
-        if transport == "native":
+        if transport in NATIVE:
             from streamkit.errors import ProxyNotSupportedError
 
             assert isinstance(outcome.error, ProxyNotSupportedError), outcome

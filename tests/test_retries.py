@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from streamkit import AsyncClient, ChatEvent, Client, to_async_iterator, to_iterator
+from streamkit import ChatEvent, Client, to_async_iterator, to_iterator
 from streamkit import errors as E
 from streamkit._retry import RetryPolicy
 from tests.scripted_server import (
@@ -27,7 +27,7 @@ from tests.scripted_server import (
     sse_events,
 )
 from tests.test_client import KEY, MESSAGES, pool1_client, sse_ok, text_stream
-from tests.transports import AsyncTransportName
+from tests.transports import AsyncTransportName, async_client
 
 # ----------------------------------------------------------------------------- the policy (pure)
 
@@ -264,7 +264,7 @@ def test_async_idle_timeout_and_retry(
     scripted.enqueue(keepalive_forever(text_stream("idle")[:3]))
 
     async def main() -> tuple[list[ChatEvent], BaseException | None]:
-        async with AsyncClient(
+        async with async_client(
             KEY, base_url=scripted.base_url, idle_timeout=0.4, transport=async_transport
         ) as client:
             ok = [
@@ -291,7 +291,7 @@ def test_asyncio_timeout_around_a_stalled_stream(
     scripted.enqueue([Headers(), *sse_events(text_stream("x")[:2], done=False), Stall()])
 
     async def main() -> None:
-        async with AsyncClient(
+        async with async_client(
             KEY, base_url=scripted.base_url, transport=async_transport
         ) as client:
             stream = client.chat_stream(model="m", messages=MESSAGES)

@@ -26,7 +26,7 @@ from streamkit import (
 from streamkit._retry import RetryPolicy
 from tests.collect import Collector
 from tests.test_client import KEY, MESSAGES, apool1_client
-from tests.transports import ASYNC_TRANSPORTS, AsyncTransportName, pooled_connections
+from tests.transports import ASYNC_TRANSPORTS, AsyncTransportName, async_client, pooled_connections
 
 __all__ = [
     "ASYNC_MODES",
@@ -94,10 +94,11 @@ MODES = [
 ]
 """The ways to consume a client stream: ``for`` on the caller's thread, ``subscribe`` (a
 reader thread), ``async for`` on an ``AsyncClient`` over each asyncio transport
-(``async-httpx``, ``async-native``), and ``subscribe`` on the loop over each
-(``async-subscribe-httpx``, ``async-subscribe-native``: the native transport then delivers
-each event from inside its socket callback, a path of its own). Tests that consume the
-stream themselves treat the subscribe modes as their ``async for`` twins."""
+(``async-httpx``, ``async-native``, ``async-native-httptools``), and ``subscribe`` on the
+loop over each (``async-subscribe-httpx``, ``async-subscribe-native``, ...: the native
+transport then delivers each event from inside its socket callback, a path of its own).
+Tests that consume the stream themselves treat the subscribe modes as their ``async for``
+twins."""
 
 
 def transport_of(mode: str) -> AsyncTransportName:
@@ -131,7 +132,7 @@ def run_stream(
     if mode in _ASYNC_MODES:
 
         async def main() -> Outcome:
-            async with AsyncClient(
+            async with async_client(
                 KEY, base_url=base_url, transport=transport_of(mode), **options
             ) as client:
                 if retry is not None:
@@ -160,7 +161,7 @@ async def _subscribe_on_loop(
     options: dict[str, Any],
 ) -> Outcome:
     """Subscribe on the running loop and wait for the one terminal signal."""
-    async with AsyncClient(
+    async with async_client(
         KEY, base_url=base_url, transport=transport_of(mode), **options
     ) as client:
         if retry is not None:

@@ -48,7 +48,12 @@ from tests.scripted_server import (
     sse_events,
 )
 from tests.test_client import end, sse_ok, text_stream
-from tests.transports import AsyncTransportName, LedgerNativeTransport, connections_in_use
+from tests.transports import (
+    AsyncTransportName,
+    LedgerNativeTransport,
+    connections_in_use,
+    parser_of,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -243,11 +248,13 @@ def test_n2_n3_async_one_end_and_one_close(
     # native transport a ledger sees the connection closed or back in the pool.
     scripted.enqueue(script)
     counting = CountingAsyncTransport()
-    native = LedgerNativeTransport()
+    native = LedgerNativeTransport(
+        parser="h11" if async_transport == "httpx" else parser_of(async_transport)
+    )
 
     async def main() -> tuple[list[ChatEvent], BaseException | None, list[Any]]:
         async with httpx.AsyncClient(transport=counting) as http:
-            if async_transport == "native":
+            if async_transport != "httpx":
                 client = AsyncClient(
                     KEY, base_url=scripted.base_url, idle_timeout=0.2, transport=native
                 )

@@ -48,7 +48,7 @@ from tests.scripted_server import (
     sse_events,
 )
 from tests.test_client import pool1_client, sse_ok, text_stream
-from tests.transports import AsyncTransportName, connections_in_use
+from tests.transports import AsyncTransportName, async_client, connections_in_use
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -647,7 +647,7 @@ def test_c8_async_slow_consumer_of_50_mb_holds_bounded_memory(
 
     async def main() -> tuple[int, int, int]:
         count = paused_at = 0
-        async with AsyncClient(
+        async with async_client(
             KEY, base_url=scripted.base_url, transport=async_transport
         ) as client:
             tracemalloc.start()

@@ -60,7 +60,7 @@ from tests.scripted_server import (
     sse_events,
 )
 from tests.test_client import delta, pool1_client, sse_ok, start, text_stream
-from tests.transports import AsyncTransportName
+from tests.transports import AsyncTransportName, async_client
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -261,7 +261,7 @@ def test_l2_async_stream_objects_die_by_reference_counting_alone(
     scripted.enqueue(sse_ok(text_stream("a")), stalled_script())
 
     async def main() -> None:
-        async with AsyncClient(
+        async with async_client(
             KEY, base_url=scripted.base_url, transport=async_transport
         ) as client:
             stream = client.chat_stream(model="m", messages=MESSAGES)

@@ -47,6 +47,7 @@ from tests.scripted_server import (
     sse_events,
 )
 from tests.test_client import sse_ok, text_stream
+from tests.transports import async_client
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -224,7 +225,7 @@ def run_scenario(mode: str, base_url: str, key: str, extra: bool) -> tuple[Outco
     if mode.startswith("async-"):
 
         async def main() -> Outcome:
-            async with AsyncClient(
+            async with async_client(
                 key, base_url=base_url, transport=transport_of(mode), **client_options()
             ) as client:
                 client._config.retry = RetryPolicy(initial_delay=0.01)

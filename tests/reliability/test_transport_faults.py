@@ -58,7 +58,7 @@ from tests.scripted_server import (
     sse_events,
 )
 from tests.test_client import end, pool1_client, sse_ok, text_stream
-from tests.transports import AsyncTransportName, LedgerNativeTransport
+from tests.transports import AsyncTransportName, LedgerNativeTransport, async_client, parser_of
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -260,8 +260,9 @@ def test_f3_async_connection_refused(max_retries: int, async_transport: AsyncTra
     base_url = f"http://127.0.0.1:{free_port()}"
 
     async def main() -> tuple[Outcome, int]:
-        if async_transport == "native":
-            native = LedgerNativeTransport()  # counts the connects it tries
+        if async_transport != "httpx":
+            # counts the connects it tries
+            native = LedgerNativeTransport(parser=parser_of(async_transport))
             async with AsyncClient(KEY, base_url=base_url, transport=native) as client:
                 fast_backoff(client, max_retries)
                 outcome = await acollect(client)
@@ -683,7 +684,7 @@ def test_f14_gzip_body_is_decoded_and_each_event_arrives_with_its_block(
     else:
 
         async def main() -> None:
-            async with AsyncClient(
+            async with async_client(
                 KEY, base_url=scripted.base_url, transport=transport_of(mode)
             ) as client:
                 async with to_async_iterator(
@@ -800,7 +801,7 @@ def test_f6_a_slow_consumer_does_not_trip_the_idle_timeout(
     if mode.startswith("async-"):
 
         async def main() -> BaseException | None:
-            async with AsyncClient(
+            async with async_client(
                 KEY, base_url=scripted.base_url, idle_timeout=0.2, transport=transport_of(mode)
             ) as client:
                 try:
