@@ -74,8 +74,8 @@ class _Tally:
         self.progress.in_flight += 1
         self._report()
 
-    def lost(self, row: Row) -> None:  # noqa: ARG002 - counted, not kept
-        self.progress.in_flight -= 1
+    def duplicate(self, result: dict[str, Any]) -> None:  # noqa: ARG002 - counted, not kept
+        self.duplicates += 1
         self._report()
 
     def finished(self, result: dict[str, Any]) -> None:
@@ -261,7 +261,7 @@ def run_batch(
                     actors=actors,
                     on_start=tally.started,
                     on_result=tally.finished,
-                    on_lost=tally.lost,
+                    on_duplicate=tally.duplicate,
                 )
     finally:
         if writer is not None:
