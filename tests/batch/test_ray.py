@@ -140,10 +140,19 @@ def test_a_killed_actor_s_rows_are_run_again_none_lost_none_twice(tmp_path: Path
 
 def test_a_second_run_sends_only_the_rows_not_yet_written(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
+    seen: list[tuple[int, int]] = []
     with OfflineServer() as server:
         options: dict[str, Any] = {"base_url": server.base_url, "api_key": "test"}
         first = run_batch(rows(30), out=out, engine="ray", actors=2, concurrency=8, **options)
-        second = run_batch(rows(60), out=out, engine="ray", actors=2, concurrency=8, **options)
+        second = run_batch(
+            rows(60),
+            out=out,
+            engine="ray",
+            actors=2,
+            concurrency=8,
+            on_progress=lambda p: seen.append((p.done, p.in_flight)),
+            **options,
+        )
         asked = [question_of(r.body) for r in server.requests]
 
     assert first.ok == 30 and second.ok == 30 and second.skipped == 30
@@ -151,3 +160,6 @@ def test_a_second_run_sends_only_the_rows_not_yet_written(tmp_path: Path) -> Non
     assert sorted(asked) == sorted(f"question {n}" for n in range(60))
     lines = read_lines(out)
     assert sorted(r["id"] for r in lines) == sorted(f"q{n}" for n in range(60))
+    # Progress on Ray: rows in flight never above concurrency, none left at the end.
+    assert max(in_flight for _, in_flight in seen) == 8
+    assert seen[-1] == (60, 0)
