@@ -14,9 +14,10 @@ and tokens per second, or the typed error of a row that failed. Results go to a 
 as rows finish; running again with the same output sends only the rows not finished.
 
 Two engines run the same rows to the same results: ``engine="local"`` (one asyncio loop on
-the native transport; no extra dependency) and ``engine="ray"`` (async Ray actors, each
-running many streams, with the rate limits kept by one shared actor; ``pip install
-'cohere-streamkit[ray]'``). ``import streamkit.batch`` never imports Ray.
+the native transport; no extra dependency) and ``engine="ray"`` (Ray Data ``map_batches``
+over async actors, each running many streams, with the rate limits kept by one shared
+actor; ``pip install 'cohere-streamkit[ray]'``). ``import streamkit.batch`` never imports
+Ray.
 """
 
 from streamkit.batch._bucket import TokenBucket

@@ -74,8 +74,8 @@ class _Tally:
         self.progress.in_flight += 1
         self._report()
 
-    def lost(self, row: Row) -> None:  # noqa: ARG002 - counted, not kept
-        self.progress.in_flight -= 1
+    def duplicate(self, result: dict[str, Any]) -> None:  # noqa: ARG002 - counted, not kept
+        self.duplicates += 1
         self._report()
 
     def finished(self, result: dict[str, Any]) -> None:
@@ -176,8 +176,9 @@ def run_batch(
             JSONL file of them, or the rows :func:`read_requests` made of either. Rows
             without an id get their line number (file) or 1-based position (iterable).
         out: A JSONL file for the results; resumed when it exists.
-        engine: ``"local"`` (one asyncio loop) or ``"ray"`` (async Ray actors; needs the
-            ``ray`` extra; joins ``RAY_ADDRESS`` or starts a local Ray).
+        engine: ``"local"`` (one asyncio loop) or ``"ray"`` (Ray Data ``map_batches`` over
+            async actors; needs the ``ray`` extra; joins ``RAY_ADDRESS`` or starts a local
+            Ray).
         model: The model for rows that name none.
         concurrency: Streams in flight at once, over all workers.
         rpm: Requests per minute, over all workers (retries count); None for no limit.
@@ -189,7 +190,8 @@ def run_batch(
         offline_pacing: Seconds between the offline backend's events.
         timeout: Seconds for connecting and for each read (None: no limit).
         max_retries: Retries of a request that failed before its first event.
-        actors: Ray actors to run (default: one per CPU of the cluster, at most concurrency).
+        actors: Ray Data's actor pool size (default: one per CPU of the cluster, at most
+            concurrency).
         parquet: Also write every result of ``out`` to this Parquet file at the end
             (needs pyarrow; nested fields become JSON strings). Requires ``out``.
         on_progress: Called after each row starts or finishes, with the counts so far.
@@ -199,7 +201,8 @@ def run_batch(
 
     Raises:
         BatchInputError: A row is not a request (nothing is sent).
-        BatchRunError: ``out`` holds lines that are not results, or Ray workers kept dying.
+        BatchRunError: ``out`` holds lines that are not results, or Ray failed (a worker
+            that cannot import streamkit, a lost cluster).
         ValueError: A bad argument (concurrency below 1, parquet without out, ...).
         ImportError: ``engine="ray"`` without Ray installed, or ``parquet`` without pyarrow.
     """
@@ -261,7 +264,7 @@ def run_batch(
                     actors=actors,
                     on_start=tally.started,
                     on_result=tally.finished,
-                    on_lost=tally.lost,
+                    on_duplicate=tally.duplicate,
                 )
     finally:
         if writer is not None:
