@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from streamkit._accumulate import MessageAccumulator
 from streamkit._events import ChatEvent, ErrorEvent, MessageEndEvent, validate_event_json
 from streamkit._message import ChatResponse
-from streamkit._sse import ServerSentEvent, SSEDecoder
+from streamkit._sse import EventFields, ServerSentEvent, SSEDecoder
 from streamkit.errors import (
     EventTooLargeError,
     LineTooLargeError,
@@ -83,12 +83,12 @@ class ChatEventDecoder:
         if self.done:
             return
         try:
-            raw_events = self._sse.feed(chunk)
+            raw_events = self._sse.feed_fields(chunk)
         except (EventTooLargeError, LineTooLargeError) as error:
             error.partial_message = self.accumulator.snapshot()
             raise
         for raw in raw_events:
-            event = self.decode(raw)
+            event = self._decode(raw)
             if event is None:
                 if self.done:
                     if not self.accumulator.ended:
@@ -117,7 +117,11 @@ class ChatEventDecoder:
         Returns None for ``[DONE]`` and for an event with empty data (nothing to decode).
         Raises the errors listed in the module docstring.
         """
-        data = raw.data
+        return self._decode((raw.event, raw.data, raw.id, raw.retry))
+
+    def _decode(self, raw: EventFields) -> ChatEvent | None:
+        """:meth:`decode` of the decoder's own tuples (no dataclass per event)."""
+        data = raw[1]
         if data == _DONE:
             self.done = True
             return None
@@ -126,9 +130,9 @@ class ChatEventDecoder:
         try:
             event = validate_event_json(data)
         except ValidationError as error:
-            if raw.event == "error":
-                raise self._error_event_error(raw) from None
-            raise self._malformed(raw, error) from None
+            if raw[0] == "error":
+                raise self._error_event_error(ServerSentEvent(*raw)) from None
+            raise self._malformed(ServerSentEvent(*raw), error) from None
         self.accumulator.add(event)
         self.events += 1
         if isinstance(event, ErrorEvent):
