@@ -228,7 +228,7 @@ class SSEDecoder:
         return [ServerSentEvent(*fields) for fields in self.feed_fields(chunk)]
 
     def feed_fields(self, chunk: bytes) -> list[EventFields]:
-        """:meth:`feed`, with each event as a plain ``(event, data, id, retry)`` tuple.
+        r""":meth:`feed`, with each event as a plain ``(event, data, id, retry)`` tuple.
 
         For hot paths that read two fields of each event and drop it (a tuple is about a
         tenth of the dataclass's cost); the same events, errors and state as :meth:`feed`.
