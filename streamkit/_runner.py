@@ -43,7 +43,7 @@ from streamkit._client import AsyncClient, Client
 from streamkit._message import ChatResponse
 from streamkit._request import to_jsonable
 from streamkit._run_events import RunEvent, StepEndEvent, StopReason, ToolResultEvent
-from streamkit._stream import Cancellation, loop_for, running_loop
+from streamkit._stream import Cancellation, cancel_task, loop_for
 from streamkit._tools import Tool, as_tools, jsonable_result, tool_message
 from streamkit.errors import ToolError
 
@@ -584,10 +584,7 @@ def _async_run(
         def dispose() -> None:
             nonlocal disposed
             disposed = True
-            if running_loop() is loop:
-                task.cancel()
-            else:
-                loop.call_soon_threadsafe(task.cancel)
+            cancel_task(loop, task)
 
         return Disposable(dispose)
 

@@ -40,6 +40,7 @@ __all__ = [
     "AsyncChatStream",
     "Cancellation",
     "ChatStream",
+    "cancel_task",
     "loop_for",
     "running_loop",
     "shutdown_socket",
@@ -392,12 +393,17 @@ class AsyncChatStream(Observable[ChatEvent]):
         def dispose() -> None:
             nonlocal disposed
             disposed = True
-            if running_loop() is loop:
-                task.cancel()
-            else:
-                loop.call_soon_threadsafe(task.cancel)
+            cancel_task(loop, task)
 
         return Disposable(dispose)
+
+
+def cancel_task(loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` of ``loop`` from any thread (a disposal may come from anywhere)."""
+    if running_loop() is loop:
+        task.cancel()
+    else:
+        loop.call_soon_threadsafe(task.cancel)
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
