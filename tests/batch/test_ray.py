@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -23,6 +24,7 @@ from tests.batch.support import (
     rows,
     without_timings,
 )
+from tests.test_cli import run
 
 pytestmark = [
     pytest.mark.usefixtures("ray_local"),
@@ -163,3 +165,40 @@ def test_a_second_run_sends_only_the_rows_not_yet_written(tmp_path: Path) -> Non
     # Progress on Ray: rows in flight never above concurrency, none left at the end.
     assert max(in_flight for _, in_flight in seen) == 8
     assert seen[-1] == (60, 0)
+
+
+def test_the_command_line_runs_on_the_ray_at_ray_address(tmp_path: Path) -> None:
+    # `streamkit batch --engine ray` as a subprocess, joining this session's Ray through
+    # RAY_ADDRESS (as on a cluster) rather than starting one of its own.
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows(40)), "utf-8")
+    out = tmp_path / "out.jsonl"
+    address = ray.get_runtime_context().gcs_address
+    before = workers_ever()
+    result = run(
+        "batch",
+        str(source),
+        "--out",
+        str(out),
+        "--engine",
+        "ray",
+        "--actors",
+        "1",
+        "--concurrency",
+        "8",
+        env={"RAY_ADDRESS": address},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "answering from the built-in offline backend" in result.stderr
+    assert "streamkit: batch: 40 ok, 0 failed" in result.stderr
+    lines = read_lines(out)
+    assert sorted(r["id"] for r in lines) == sorted(f"q{n}" for n in range(40))
+    assert all(r["ok"] and r["text"].startswith("Offline answer to") for r in lines)
+    assert ray.is_initialized()  # the session's Ray was joined, not stopped by the command
+    assert workers_ever() > before  # and its actor ran in this Ray, not in a Ray of its own
+
+
+def workers_ever() -> int:
+    """How many Ray Data workers of streamkit's this Ray has started, dead ones included."""
+    actors = ray._private.state.actors().values()
+    return sum(actor["ActorClassName"] == WORKER_CLASS for actor in actors)
