@@ -72,11 +72,11 @@ def test_the_page_and_its_assets_are_served_with_the_hooks(upstream: OfflineServ
     assert re.search(r"<textarea[^>]*name=\"prompt\"", html)
     assert 'data-action="stop"' in html
     assert 'data-role="conversation"' in html
-    assert 'src="/static/chat.js"' in html and 'href="/static/chat.css"' in html
+    assert 'src="static/chat.js"' in html and 'href="static/chat.css"' in html
     assert assets["chat.js"].headers["content-type"].startswith("text/javascript")
     assert assets["chat.css"].headers["content-type"].startswith("text/css")
     script = assets["chat.js"].text
-    for hook in ('"data-role": "assistant"', '"mark"', "AbortController", "/api/info"):
+    for hook in ('"data-role": "assistant"', '"mark"', "AbortController", "api/info"):
         assert hook in script
     assert missing.status_code == 404
 

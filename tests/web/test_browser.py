@@ -12,14 +12,18 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Locator, Page, sync_playwright
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from streamkit import AsyncClient, Client, OfflineServer
+from streamkit.web import create_app
 from tests.scripted_server import Chunk, Finish, Headers, ScriptedServer, Sleep, Step
 from tests.web.chat_app import OwnedClientApp
 from tests.web.test_app import KEY, MODEL
@@ -259,3 +263,37 @@ def upstream_open(server: OfflineServer) -> int:
     assert httpd is not None
     with httpd._connections_lock:
         return len(httpd._connections)
+
+
+class _Mounted:
+    """An ASGI app that forwards to the chat app made in the outer app's lifespan."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+def test_the_page_works_mounted_under_a_prefix_of_a_larger_app(page: Page) -> None:
+    mounted = _Mounted()
+    with OfflineServer() as upstream:
+
+        @asynccontextmanager
+        async def lifespan(_: Starlette) -> AsyncIterator[None]:
+            async with AsyncClient(KEY, base_url=upstream.base_url) as client:
+                mounted.app = create_app(client, model=MODEL)
+                yield
+
+        outer = Starlette(routes=[Mount("/chat", app=mounted)], lifespan=lifespan)
+        with serve(outer) as base_url:
+            page.goto(base_url + "/chat")  # redirected to /chat/: the page's URLs are relative
+            page.wait_for_function(
+                "() => document.querySelector('[data-role=backend]').dataset.backend"
+            )
+            ask(page, "Hi from a mounted page")
+            reply = wait_for_reply(page, 1)
+    assert page.url == base_url + "/chat/"
+    assert reply.get_attribute("data-state") == "done"
+    expected = offline_reply([{"role": "user", "content": "Hi from a mounted page"}])
+    assert reply.locator(".body").inner_text() == expected

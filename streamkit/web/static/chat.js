@@ -4,7 +4,7 @@
 // as HTML, so a reply that contains markup shows its characters.
 // An ES module (strict by itself). The event stream is parsed by eventsource-parser (MIT,
 // vendored verbatim beside this file: the version the AI SDK itself reads streams with).
-import { createParser } from "/static/eventsource-parser.js";
+import { createParser } from "./eventsource-parser.js";
 
 const conversation = document.querySelector("[data-role=conversation]");
 const form = document.querySelector("[data-role=composer]");
@@ -29,7 +29,7 @@ function element(tag, attributes, text) {
   return node;
 }
 
-fetch("/api/info")
+fetch("api/info")
   .then((response) => response.json())
   .then((info) => {
     const offline = info.backend === "offline";
@@ -65,7 +65,7 @@ async function send(text) {
   sendButton.disabled = true;
   stopButton.disabled = false;
   try {
-    const response = await fetch("/api/chat", {
+    const response = await fetch("api/chat", {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ id: chatId, messages, trigger: "submit-message" }),
