@@ -231,6 +231,8 @@ def run_batch(
                 api_key=key if key is not None else os.environ.get("CO_API_KEY"),
                 timeout=timeout,
                 max_retries=max_retries,
+                # As Client.offline(): the backend is on loopback, no proxy applies to it.
+                trust_env=not offline,
             )
             settings.client()  # a missing key or a bad base_url fails here, before any row
             if engine == "local":

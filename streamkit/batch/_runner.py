@@ -63,6 +63,8 @@ class ClientSettings:
     api_key: str | None
     timeout: float | None
     max_retries: int
+    trust_env: bool = True
+    """Whether proxy variables apply; False for the offline backend, which is on loopback."""
 
     def __repr__(self) -> str:  # the key stays out of every repr, log line and error
         return f"ClientSettings(base_url={self.base_url!r}, max_retries={self.max_retries})"
@@ -78,7 +80,9 @@ class ClientSettings:
             MissingAPIKeyError: No key given and no ``CO_API_KEY``.
             ValueError: A base URL that is no http(s) URL.
         """
-        transport = NativeTransport(timeout=self.timeout, max_idle_per_origin=connections)
+        transport = NativeTransport(
+            timeout=self.timeout, max_idle_per_origin=connections, trust_env=self.trust_env
+        )
         return AsyncClient(self.api_key, base_url=self.base_url, max_retries=0, transport=transport)
 
 

@@ -213,3 +213,14 @@ def test_the_model_fills_in_rows_that_name_none() -> None:
         [{"messages": [{"role": "user", "content": "Hi"}]}], model=MODEL, offline=True
     )
     assert summary.results[0]["id"] == 1 and summary.results[0]["ok"]
+
+
+def test_the_offline_backend_ignores_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As Client.offline(): the backend is on loopback, so a proxy configured for the
+    # machine (which the native transport refuses rather than bypass) must not apply to it.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    summary = run_batch(rows(3), model="command-r", offline=True)
+    assert (summary.ok, summary.failed) == (3, 0)
